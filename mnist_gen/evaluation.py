@@ -10,15 +10,13 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from rich.console import Console
-
+from mnist_gen.console import console
 from mnist_gen.errors import UserError
 from mnist_gen.evalsets import load_eval_set
 from mnist_gen.metrics import evaluate, plot_confusion, report_markdown, report_table
 from mnist_gen.report import misclassification_gallery, write_atomic
 
 log = logging.getLogger(__name__)
-console = Console()
 
 
 def evaluate_sets(predictor, set_names, out_dir: Path, set_options: dict | None = None,

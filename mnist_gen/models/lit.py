@@ -80,7 +80,7 @@ class DigitClassifier(L.LightningModule):
         raw_opt = opt.optimizer if fast else opt
         loss_sum = torch.zeros((), device=x.device)
         correct = torch.zeros((), device=x.device, dtype=torch.long)
-        for xb, yb in zip(x.split(self.hparams.batch_size), y.split(self.hparams.batch_size)):
+        for xb, yb in zip(x.split(self.hparams.batch_size), y.split(self.hparams.batch_size), strict=True):
             with self._autocast():
                 logits = self.net(xb)
             loss = F.cross_entropy(logits.float(), yb)

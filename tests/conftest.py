@@ -1,0 +1,36 @@
+"""Shared fixtures. Real MNIST is used throughout (fetched and verified once per machine)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mnist_gen import paths
+
+ROOT = paths.PROJECT_ROOT
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    from mnist_gen.data.mnist import ensure_mnist
+
+    ensure_mnist(paths.data_dir())
+    return paths.data_dir()
+
+
+@pytest.fixture(scope="session")
+def mnist(mnist_dir):
+    from mnist_gen.data.mnist import load_mnist
+
+    return load_mnist(mnist_dir)
+
+
+def run_cli(script: str, *args: str, timeout: int = 600, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """Run one of the real entry points (train.py, evaluate.py, predict.py) as a user would."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd, env=env)

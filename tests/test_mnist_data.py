@@ -1,0 +1,93 @@
+"""MNIST acquisition and verification: checksums, corrupted files, the safe carrier unpickler."""
+
+import gzip
+import io
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+
+from mnist_gen.data import mnist as mn
+from mnist_gen.errors import DataIntegrityError, UserError
+
+
+def test_cached_files_match_canonical_md5(mnist_dir):
+    mn.verify(mnist_dir)  # raises on any mismatch
+    for name, md5 in mn.MD5.items():
+        assert mn.md5sum(mn.raw_dir(mnist_dir) / name) == md5
+
+
+def test_arrays_have_mnist_shapes(mnist):
+    assert mnist["x_train"].shape == (60000, 28, 28) and mnist["x_train"].dtype == np.uint8
+    assert mnist["x_test"].shape == (10000, 28, 28)
+    assert np.bincount(mnist["y_test"]).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
+
+
+@pytest.fixture
+def copied_mnist(tmp_path, mnist_dir):
+    raw = mn.raw_dir(tmp_path)
+    raw.mkdir(parents=True)
+    for name in mn.MD5:
+        shutil.copy(mn.raw_dir(mnist_dir) / name, raw / name)
+    return tmp_path
+
+
+def test_one_flipped_byte_is_detected_and_named(copied_mnist):
+    path = mn.raw_dir(copied_mnist) / "t10k-labels-idx1-ubyte"
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(DataIntegrityError, match="t10k-labels-idx1-ubyte"):
+        mn.verify(copied_mnist)
+    with pytest.raises(DataIntegrityError):
+        mn.load_mnist(copied_mnist, fetch=False)  # never read unverified bytes
+
+
+def test_corrupted_file_is_set_aside_and_reported_when_no_source(copied_mnist):
+    path = mn.raw_dir(copied_mnist) / "train-labels-idx1-ubyte"
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(UserError, match="Place the four extracted MNIST files"):
+        mn.ensure_mnist(copied_mnist, sources=())
+    assert (path.parent / "train-labels-idx1-ubyte.corrupt").is_file()
+    assert not path.exists()
+
+
+def test_missing_files_give_manual_instructions(tmp_path):
+    with pytest.raises(DataIntegrityError, match="python -m mnist_gen.data"):
+        mn.verify(tmp_path)
+
+
+def test_carrier_conversion_reproduces_idx_bytes(tmp_path, mnist):
+    """byte/256 float32 rows (the carrier's encoding) map back to the exact bytes."""
+    x = mnist["x_train"][:50]
+    y = mnist["y_train"][:50]
+    rows = (x.reshape(50, 784).astype(np.float32) / 256.0)
+    splits = ((rows[:30], y[:30]), (rows[30:40], y[30:40]), (rows[40:], y[40:]))
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as f:
+        pickle.dump(splits, f, protocol=2)
+    loaded = mn.load_carrier_pickle(buf.getvalue())
+    mn.write_idx_from_carrier(loaded, tmp_path)
+    from torchvision.datasets.mnist import read_image_file, read_label_file
+
+    assert np.array_equal(read_image_file(str(tmp_path / "train-images-idx3-ubyte")).numpy(), x[:40])
+    assert np.array_equal(read_label_file(str(tmp_path / "train-labels-idx1-ubyte")).numpy(), y[:40])
+    assert np.array_equal(read_image_file(str(tmp_path / "t10k-images-idx3-ubyte")).numpy(), x[40:])
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("echo pwned > /tmp/mnist_gen_pwned",))
+
+
+def test_restricted_unpickler_refuses_code_execution():
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb") as f:
+        pickle.dump(((np.zeros(3), _Evil()),), f)
+    with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle"):
+        mn.load_carrier_pickle(buf.getvalue())

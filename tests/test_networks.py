@@ -1,0 +1,82 @@
+"""The five networks match the study's Keras models: parameter counts, init, L2 semantics."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from omegaconf import OmegaConf
+
+from mnist_gen.models.lit import DigitClassifier
+from mnist_gen.models.networks import build_network, kernel_and_bias_params, num_params
+from mnist_gen.paths import PROJECT_ROOT
+
+STUDY_PARAMS = {"mlp_64_16": 51450, "mlp_64_32": 52650, "cnn_32": 54410, "cnn_32_16": 27994, "cnn_32_16x3": 25594}
+
+
+def model_cfg(name):
+    return OmegaConf.load(PROJECT_ROOT / "configs" / "model" / f"{name}.yaml")
+
+
+def build(name):
+    cfg = model_cfg(name)
+    return build_network(cfg.arch, **OmegaConf.to_container(cfg.arch_kwargs))
+
+
+@pytest.mark.parametrize("name,expected", STUDY_PARAMS.items())
+def test_parameter_counts_equal_the_study(name, expected):
+    assert num_params(build(name)) == expected
+    assert model_cfg(name).study.params == expected
+
+
+@pytest.mark.parametrize("name", STUDY_PARAMS)
+def test_forward_shape(name):
+    assert build(name)(torch.zeros(3, 1, 28, 28)).shape == (3, 10)
+
+
+@pytest.mark.parametrize("name", ["mlp_64_16", "cnn_32_16x3"])
+def test_glorot_uniform_kernels_and_zero_biases(name):
+    torch.manual_seed(0)
+    net = build(name)
+    kernels, biases = kernel_and_bias_params(net)
+    for b in biases:
+        assert torch.count_nonzero(b) == 0
+    for w in kernels:
+        receptive = w[0, 0].numel() if w.dim() == 4 else 1
+        fan_in, fan_out = w.shape[1] * receptive, w.shape[0] * receptive
+        limit = math.sqrt(6.0 / (fan_in + fan_out))  # Keras glorot_uniform bound
+        assert w.abs().max() <= limit
+        # uniform(-l, l) has std l/sqrt(3); a few hundred samples pin it within 10 %
+        assert abs(w.std().item() - limit / math.sqrt(3)) < 0.1 * limit / math.sqrt(3)
+
+
+def test_l2_penalty_on_kernels_only_matches_keras_gradient():
+    """One SGD step equals a step on CE + 1e-5·Σ‖kernel‖² (biases unpenalised)."""
+    torch.manual_seed(0)
+    m = DigitClassifier("t", "mlp", {"hidden": [64, 16]}, lr=0.1, l2=1e-5)
+    opt = m.configure_optimizers()
+    assert sorted(g["weight_decay"] for g in opt.param_groups) == [0.0, 2e-5]
+    decayed = next(g for g in opt.param_groups if g["weight_decay"] > 0)["params"]
+    assert all(p.dim() > 1 for p in decayed)  # kernels only, never biases
+    x, y = torch.randn(8, 1, 28, 28), torch.randint(0, 10, (8,))
+
+    ref = DigitClassifier("t", "mlp", {"hidden": [64, 16]}, lr=0.1, l2=1e-5)
+    ref.load_state_dict(m.state_dict())
+    kernels, _ = kernel_and_bias_params(ref.net)
+    loss = F.cross_entropy(ref.net(x), y) + 1e-5 * sum((w**2).sum() for w in kernels)
+    loss.backward()
+    expected = {k: p - 0.1 * p.grad for k, p in ref.named_parameters()}
+
+    opt.zero_grad()
+    F.cross_entropy(m.net(x), y).backward()
+    opt.step()
+    for k, p in m.named_parameters():
+        torch.testing.assert_close(p, expected[k], rtol=0, atol=1e-7)
+
+
+def test_optimizer_is_plain_sgd_with_study_defaults():
+    cfg = model_cfg("cnn_32")
+    assert cfg.optimizer.lr == 0.003 and cfg.optimizer.momentum == 0.0 and cfg.l2 == 1e-5
+    opt = DigitClassifier("t", "cnn", {"conv": [32]}).configure_optimizers()
+    assert isinstance(opt, torch.optim.SGD)
+    assert all(g["momentum"] == 0 and g["lr"] == 3e-3 and not g["nesterov"] for g in opt.param_groups)

@@ -1,0 +1,103 @@
+"""The real ``train.py`` command line, end to end, on a small subset."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from mnist_gen.paths import PROJECT_ROOT
+from tests.conftest import run_cli
+
+QUICK = ["data.max_train_samples=1000", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]"]
+
+
+@pytest.fixture(scope="module")
+def cnn_run(tmp_path_factory, mnist_dir):
+    run_dir = tmp_path_factory.mktemp("cnn_run")
+    proc = run_cli("train.py", "model=cnn_32", *QUICK, f"hydra.run.dir={run_dir}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir
+
+
+def test_run_directory_holds_every_artifact(cnn_run):
+    for name in ["results.json", "metrics.csv", "model.ckpt", "model.pt2", "loss_curve.png", "accuracy_curve.png",
+                 "checkpoints/best.ckpt", "checkpoints/last.ckpt", "reports/mnist_test.md", "reports/mnist_test_confusion.png"]:
+        assert (cnn_run / name).is_file(), name
+    res = json.loads((cnn_run / "results.json").read_text())
+    assert res["model"] == "cnn_32" and res["seed"] == 0 and res["num_params"] == 54410 and res["epochs"] == 2
+    assert res["data"]["protocol"] == "mnist" and res["data"]["n_train"] == 1000 and res["data"]["n_val"] == 6000
+    assert 0.5 < res["test_accuracy"] <= 1.0 and res["test_loss"] > 0
+    assert res["train_time_s"] > 0 and res["epoch_time_mean_s"] > 0
+    rep = res["eval_sets"]["mnist_test"]["report"]
+    assert rep["macro avg"]["support"] == 10000
+    assert len((cnn_run / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
+
+
+def test_checkpoint_loads_and_predicts_what_results_json_says(cnn_run, mnist):
+    from mnist_gen.models.predictors import load_predictor
+
+    pred = load_predictor(cnn_run / "model.ckpt")
+    proba = pred.predict_proba(mnist["x_test"])
+    assert proba.shape == (10000, 10) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    acc = float((proba.argmax(1) == mnist["y_test"]).mean())
+    assert acc == pytest.approx(json.loads((cnn_run / "results.json").read_text())["test_accuracy"], abs=1e-12)
+
+
+def test_export_reproduces_the_checkpoint(cnn_run, mnist):
+    from mnist_gen.models.predictors import load_predictor
+
+    x = mnist["x_test"][:256]
+    ckpt = load_predictor(cnn_run / "model.ckpt").predict_proba(x)
+    exported = load_predictor(cnn_run / "model.pt2").predict_proba(x)
+    np.testing.assert_allclose(exported, ckpt, atol=1e-5)
+    # The export needs no project code: raw 0..255 pixels in, logits out.
+    prog = torch.export.load(str(cnn_run / "model.pt2")).module()
+    logits = prog(torch.from_numpy(x).float().reshape(-1, 1, 28, 28))
+    np.testing.assert_allclose(torch.softmax(logits, 1).detach().numpy(), ckpt, atol=1e-5)
+
+
+def _cfg(overrides):
+    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def _train_in_process(tmp_path, seed):
+    from mnist_gen.training import run
+
+    cfg = _cfg(["model=mlp_64_16", f"seed={seed}", *QUICK, f"paths.output_dir={tmp_path}", "export=false", "galleries=false"])
+    run(cfg)
+    return torch.load(tmp_path / "model.ckpt", weights_only=True)["state_dict"]
+
+
+def test_same_seed_gives_identical_weights(tmp_path, mnist_dir):
+    a = _train_in_process(tmp_path / "a", 7)
+    b = _train_in_process(tmp_path / "b", 7)
+    c = _train_in_process(tmp_path / "c", 8)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_gpu_requested_without_gpu_is_one_clear_sentence(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU; the no-GPU message cannot occur here")
+    proc = run_cli("train.py", "trainer.accelerator=gpu", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert proc.returncode == 2
+    assert "no usable CUDA GPU" in proc.stderr and "trainer.accelerator=cpu" in proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+
+
+def test_unknown_model_lists_the_valid_ones(tmp_path):
+    proc = run_cli("train.py", "model=resnet50", f"hydra.run.dir={tmp_path}", timeout=120)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "resnet50" in out and all(m in out for m in ["mlp_64_16", "cnn_32_16x3", "knn", "svm"])
+    assert "Traceback" not in out
+
+
+@pytest.mark.parametrize("override,needle", [("trainer.max_epochs=-1", "trainer.max_epochs"),
+                                             ("data.batch_size=0", "data.batch_size")])
+def test_bad_values_are_one_clear_sentence(tmp_path, override, needle):
+    proc = run_cli("train.py", override, f"hydra.run.dir={tmp_path}", timeout=120)
+    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
