@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnist_gen import paths
 from mnist_gen.config_checks import check_train_config
@@ -51,14 +51,51 @@ def build_datamodule(cfg: DictConfig) -> DigitDataModule:
     )
 
 
-def run(cfg: DictConfig) -> dict:
+def run(cfg: DictConfig) -> dict | list[dict]:
+    """One run, or with ``seeds=[...]`` one run directory per seed under the output dir."""
     check_train_config(cfg)
     if cfg.get("threads"):
         torch.set_num_threads(int(cfg.threads))
+    if not cfg.get("seeds"):
+        return run_one(cfg)
+    seeds = [int(s) for s in cfg.seeds]
+    parent = Path(cfg.paths.output_dir)
+    if cfg.model.kind == "classical" and len(seeds) > 1:
+        # KNN and SVC(gamma='scale') have no randomness: more seeds would repeat the same fit.
+        log.info("%s is deterministic; fitting once (seed %d) instead of %d times", cfg.model.name, seeds[0], len(seeds))
+        seeds = seeds[:1]
+    if cfg.model.kind == "network" and _vectorize(cfg):
+        return run_vectorized(cfg, seeds, parent)
+    return [run_one(_for_seed(cfg, s, parent)) for s in seeds]
+
+
+def _for_seed(cfg: DictConfig, seed: int, parent: Path) -> DictConfig:
+    cfg = cfg.copy()
+    with open_dict(cfg):
+        cfg.seed = seed
+        cfg.seeds = None
+        cfg.paths.output_dir = str(parent / f"seed{seed}")
+    return cfg
+
+
+def _vectorize(cfg: DictConfig) -> bool:
+    """auto: MLPs only. They are overhead-bound, so N seeds in one batched step are nearly free;
+    the CNNs are arithmetic-bound on CPU, where stacking them measured no faster than one
+    seed after another (README, speed section)."""
+    mode = cfg.get("multiseed", {}).get("vectorize", "auto")
+    if mode == "never":
+        return False
+    if cfg.model.arch != "mlp":
+        if mode == "always":
+            raise UserError(f"multiseed.vectorize=always is implemented for MLPs only, not {cfg.model.name}.")
+        return False
+    return True
+
+
+def run_one(cfg: DictConfig) -> dict:
     run_dir = Path(cfg.paths.output_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     dm = build_datamodule(cfg)
-
     t0 = time.perf_counter()
     if cfg.model.kind == "network":
         predictor, fit_info = fit_network(cfg, dm, run_dir)
@@ -66,8 +103,35 @@ def run(cfg: DictConfig) -> dict:
         predictor, fit_info = fit_classical(cfg, dm, run_dir)
     else:
         raise UserError(f"model.kind must be 'network' or 'classical', got {cfg.model.kind!r}.")
-    wall = time.perf_counter() - t0
+    fit_info["wall_time_s"] = round(time.perf_counter() - t0, 3)
+    return finish_run(cfg, dm, predictor, fit_info, run_dir)
 
+
+def run_vectorized(cfg: DictConfig, seeds: list[int], parent: Path) -> list[dict]:
+    from mnist_gen.models.predictors import NetworkPredictor
+    from mnist_gen.multiseed import fit_multiseed
+
+    parent.mkdir(parents=True, exist_ok=True)
+    dm = build_datamodule(cfg)
+    dm.prepare_arrays()
+    device = "cuda" if str(cfg.trainer.accelerator) in ("gpu", "cuda") else "cpu"
+    t0 = time.perf_counter()
+    fitted = fit_multiseed(cfg, dm, seeds, parent, cfg.trainer.max_epochs, device)
+    wall = round(time.perf_counter() - t0, 3)
+    results = []
+    for seed, (net, info) in fitted.items():
+        cfg_s = _for_seed(cfg, seed, parent)
+        run_dir = Path(cfg_s.paths.output_dir)
+        hparams = _network_hparams(cfg_s, dm)
+        save_plain_checkpoint(hparams, net, run_dir / "model.ckpt")
+        _export_and_plot(cfg_s, net, dm, run_dir)
+        info["wall_time_s"] = wall
+        results.append(finish_run(cfg_s, dm, NetworkPredictor(net, dm.mean, dm.std, cfg.model.name), info, run_dir))
+    return results
+
+
+def finish_run(cfg: DictConfig, dm: DigitDataModule, predictor, fit_info: dict, run_dir: Path) -> dict:
+    """Evaluate on the protocol's test set and every configured set; write results.json."""
     test_name = PROTOCOL_TEST_SET[cfg.data.protocol]
     set_names = [test_name] + [s for s in cfg.eval_sets if s != test_name]
     summaries = evaluate_sets(
@@ -97,7 +161,8 @@ def run(cfg: DictConfig) -> dict:
         "test_loss": summaries[test_name]["loss"],
         "train_time_s": fit_info.get("train_time_s"),
         "epoch_time_mean_s": fit_info.get("epoch_time_mean_s"),
-        "wall_time_s": round(wall, 3),
+        "wall_time_s": fit_info.get("wall_time_s"),
+        "vectorized_seeds": fit_info.get("vectorized_seeds", 1),
         "device": fit_info.get("device", "cpu"),
         "torch_threads": torch.get_num_threads(),
         "eval_sets": summaries,
@@ -140,25 +205,12 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
 
     from mnist_gen.callbacks import EpochCSV, read_epoch_csv
-    from mnist_gen.export import export_program
     from mnist_gen.models.lit import DigitClassifier
     from mnist_gen.models.predictors import NetworkPredictor
-    from mnist_gen.report import plot_curves
 
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     dm.prepare_arrays()
-    model = DigitClassifier(
-        name=cfg.model.name,
-        arch=cfg.model.arch,
-        arch_kwargs=OmegaConf.to_container(cfg.model.arch_kwargs, resolve=True),
-        lr=cfg.model.optimizer.lr,
-        momentum=cfg.model.optimizer.momentum,
-        l2=cfg.model.l2,
-        batch_size=cfg.data.batch_size,
-        mean=dm.mean,
-        std=dm.std,
-        autocast_bf16=cfg.model.get("autocast_bf16", False),
-    )
+    model = DigitClassifier(**_network_hparams(cfg, dm))
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
         ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", save_last=True,
@@ -184,11 +236,8 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     epoch_times = [float(r["epoch_time_s"]) for r in rows]
     net = model.net.cpu().eval()
     # model.ckpt: the final weights (Keras evaluates the model as it stands after the last epoch).
-    _save_plain_checkpoint(model, run_dir / "model.ckpt")
-    if cfg.export:
-        export_program(net, dm.mean, dm.std, run_dir / "model.pt2")
-    if rows:
-        plot_curves(run_dir / "metrics.csv", run_dir)
+    save_plain_checkpoint(dict(model.hparams), net, run_dir / "model.ckpt")
+    _export_and_plot(cfg, net, dm, run_dir)
     info = {
         "num_params": model.num_params,
         "epochs": len(rows),
@@ -199,11 +248,37 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     return NetworkPredictor(net, dm.mean, dm.std, cfg.model.name), info
 
 
-def _save_plain_checkpoint(model, path: Path) -> None:
-    """Weights + plain hyperparameters only: loadable with torch.load(weights_only=True)."""
-    payload = {"hyper_parameters": dict(model.hparams), "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
+def _network_hparams(cfg: DictConfig, dm: DigitDataModule) -> dict:
+    """Plain values only, so checkpoints load with torch.load(weights_only=True)."""
+    return dict(
+        name=cfg.model.name,
+        arch=cfg.model.arch,
+        arch_kwargs=OmegaConf.to_container(cfg.model.arch_kwargs, resolve=True),
+        lr=cfg.model.optimizer.lr,
+        momentum=cfg.model.optimizer.momentum,
+        l2=cfg.model.l2,
+        batch_size=cfg.data.batch_size,
+        mean=dm.mean,
+        std=dm.std,
+        autocast_bf16=cfg.model.get("autocast_bf16", False),
+    )
+
+
+def _export_and_plot(cfg: DictConfig, net, dm: DigitDataModule, run_dir: Path) -> None:
+    from mnist_gen.export import export_program
+    from mnist_gen.report import plot_curves
+
+    if cfg.export:
+        export_program(net, dm.mean, dm.std, run_dir / "model.pt2")
+    if (run_dir / "metrics.csv").is_file():
+        plot_curves(run_dir / "metrics.csv", run_dir)
+
+
+def save_plain_checkpoint(hparams: dict, net, path: Path) -> None:
+    """Weights + plain hyperparameters: loadable with torch.load(weights_only=True)."""
+    state = {f"net.{k}": v.detach().cpu() for k, v in net.state_dict().items()}
     tmp = path.with_name(path.name + ".tmp")
-    torch.save(payload, tmp)
+    torch.save({"hyper_parameters": hparams, "state_dict": state}, tmp)
     tmp.replace(path)
 
 

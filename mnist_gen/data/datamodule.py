@@ -23,6 +23,7 @@ from mnist_gen.data.mnist import load_mnist
 from mnist_gen.data.splits import Split, mnist_split, seed_holdout_split
 
 SPLITS = {"mnist": mnist_split, "seed_holdout": seed_holdout_split}
+SUBSET_SEED = 0
 
 
 def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
@@ -110,8 +111,9 @@ class DigitDataModule(L.LightningDataModule):
             self.mean, self.std = pixel_stats(mnist["x_train"])
             split = SPLITS[self.protocol](mnist)
             if self.max_train_samples:
-                # Quick runs: a fixed-seed random subset, so all classes appear.
-                keep = np.random.default_rng(self.seed).permutation(len(split.y_train))[: self.max_train_samples]
+                # Quick runs: a fixed random subset (same for every run seed, so seeds stay comparable
+                # and vectorized multi-seed members see the same data as their single runs).
+                keep = np.random.default_rng(SUBSET_SEED).permutation(len(split.y_train))[: self.max_train_samples]
                 keep.sort()
                 split.x_train, split.y_train = split.x_train[keep], split.y_train[keep]
             self.split = split
@@ -140,7 +142,10 @@ class DigitDataModule(L.LightningDataModule):
 
     def train_dataloader(self):
         rank, world = self._rank_world()
-        return EpochChunks(self.x_train, self.y_train, self.batch_size, self.steps_per_call,
+        # Under DDP one optimizer step per Lightning step: gradient all-reduce is tied to
+        # DDP's forward/backward pairing, so the chunked fast path is single-process only.
+        steps = self.steps_per_call if world == 1 else 1
+        return EpochChunks(self.x_train, self.y_train, self.batch_size, steps,
                            shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world)
 
     def val_dataloader(self):

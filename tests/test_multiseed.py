@@ -1,0 +1,60 @@
+"""Vectorized multi-seed training equals separate runs, member by member."""
+
+import json
+
+import pytest
+import torch
+from hydra import compose, initialize_config_dir
+
+from mnist_gen.paths import PROJECT_ROOT
+
+QUICK = ["data.max_train_samples=600", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+         "eval_sets=[mnist_test]", "export=false", "galleries=false"]
+
+
+def _cfg(overrides):
+    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+        return compose("train", overrides=overrides)
+
+
+def _weights(run_dir):
+    return torch.load(run_dir / "model.ckpt", weights_only=True)["state_dict"]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory, mnist_dir):
+    from mnist_gen.training import run
+
+    root = tmp_path_factory.mktemp("multiseed")
+    run(_cfg(["model=mlp_64_16", "seeds=[0,3]", *QUICK, f"paths.output_dir={root / 'vec'}"]))
+    for s in (0, 3):
+        run(_cfg(["model=mlp_64_16", f"seed={s}", *QUICK, f"paths.output_dir={root / f'single{s}'}"]))
+    return root
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_member_matches_a_separate_run_with_that_seed(runs, seed):
+    vec, single = _weights(runs / "vec" / f"seed{seed}"), _weights(runs / f"single{seed}")
+    assert vec.keys() == single.keys()
+    for k in vec:
+        torch.testing.assert_close(vec[k], single[k], rtol=1e-4, atol=2e-5)
+
+
+def test_members_differ_and_write_ordinary_run_dirs(runs):
+    a, b = _weights(runs / "vec" / "seed0"), _weights(runs / "vec" / "seed3")
+    assert not torch.equal(a["net.1.weight"], b["net.1.weight"])
+    for s in (0, 3):
+        res = json.loads((runs / "vec" / f"seed{s}" / "results.json").read_text())
+        assert res["seed"] == s and res["vectorized_seeds"] == 2 and res["epochs"] == 2
+        single = json.loads((runs / f"single{s}" / "results.json").read_text())
+        assert res["test_accuracy"] == pytest.approx(single["test_accuracy"], abs=2e-3)
+
+
+def test_cnn_seeds_run_one_after_another(tmp_path, mnist_dir):
+    from mnist_gen.training import run
+
+    out = run(_cfg(["model=cnn_32", "seeds=[1,2]", "data.max_train_samples=300", "trainer.max_epochs=1",
+                    "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
+                    f"paths.output_dir={tmp_path}"]))
+    assert [r["seed"] for r in out] == [1, 2] and all(r["vectorized_seeds"] == 1 for r in out)
+    assert (tmp_path / "seed1" / "checkpoints" / "last.ckpt").is_file()
