@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mnist_gen import paths
 from mnist_gen.console import console
-from mnist_gen.data.datamodule import DigitDataModule, normalize
+from mnist_gen.data.datamodule import DigitDataModule, EpochChunks, normalize
 from mnist_gen.models.lit import DigitClassifier
 from mnist_gen.models.networks import build_network
 from mnist_gen.report import write_atomic
@@ -42,26 +42,38 @@ def model_cfg(name: str) -> DictConfig:
 # -- (b) the floor ---------------------------------------------------------------------------------
 
 
-def plain_epoch_times(mcfg, x, y, batch_size, epochs, seed=0) -> list[float]:
-    """The textbook loop (PyTorch examples/mnist style) over tensors already in memory."""
-    torch.manual_seed(seed)
-    net = build_network(mcfg.arch, **mcfg.arch_kwargs)
+def plain_loop(net, x, y, batch_size, epochs, lr, l2, seed=0) -> tuple[list[float], list[float]]:
+    """The textbook loop (PyTorch examples/mnist style) over tensors already in memory.
+
+    Same data order as the harness (the permutation ``EpochChunks`` draws for ``seed`` and
+    each epoch), so for the same initial weights both must follow the same loss trajectory.
+    Returns per-epoch wall times and mean training losses.
+    """
     kernels = [p for p in net.parameters() if p.dim() > 1]
     biases = [p for p in net.parameters() if p.dim() == 1]
-    opt = torch.optim.SGD([{"params": kernels, "weight_decay": 2 * mcfg.l2}, {"params": biases, "weight_decay": 0.0}],
-                          lr=mcfg.optimizer.lr)
-    times = []
-    for _ in range(epochs):
+    opt = torch.optim.SGD([{"params": kernels, "weight_decay": 2 * l2}, {"params": biases, "weight_decay": 0.0}], lr=lr)
+    orders = EpochChunks(x, y, batch_size, 1, shuffle=True, seed=seed, epoch_fn=lambda: 0)
+    times, losses = [], []
+    for epoch in range(epochs):
         t0 = time.perf_counter()
-        perm = torch.randperm(len(y))
+        perm = orders.order(epoch)
+        total = torch.zeros(())
         for start in range(0, len(y), batch_size):
             idx = perm[start : start + batch_size]
             loss = F.cross_entropy(net(x[idx]), y[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            total += loss.detach() * len(idx)
         times.append(time.perf_counter() - t0)
-    return times
+        losses.append(float(total) / len(y))
+    return times, losses
+
+
+def plain_epoch_times(mcfg, x, y, batch_size, epochs, seed=0) -> list[float]:
+    L.seed_everything(seed, verbose=False)
+    net = build_network(mcfg.arch, **mcfg.arch_kwargs)
+    return plain_loop(net, x, y, batch_size, epochs, mcfg.optimizer.lr, mcfg.l2, seed)[0]
 
 
 # -- (a) the harness -------------------------------------------------------------------------------
