@@ -7,3 +7,7 @@ class UserError(Exception):
 
 class DataIntegrityError(UserError):
     """A data file failed its checksum; it is never trained on."""
+
+
+class ImageError(UserError):
+    """An image file could not be read (missing, not an image, truncated, too large)."""

@@ -1,0 +1,375 @@
+"""Photo → MNIST-like preprocessing: input modes, orientation, polarity, bad files, properties."""
+
+from __future__ import annotations
+
+import struct
+import subprocess
+import sys
+import zlib
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image, ImageDraw
+from scipy import ndimage as ndi
+
+from mnist_gen import paths
+from mnist_gen.errors import ImageError, UserError
+from mnist_gen.preprocess import (
+    PreprocessConfig,
+    as_config,
+    load_image,
+    naive,
+    normalize_digit,
+    preprocess_many,
+    to_mnist,
+)
+
+SEVEN = [(100, 120), (200, 120), (140, 300)]
+
+
+def _page(size=(300, 400), paper=235, ink=20, width=14) -> Image.Image:
+    """A plain 'photo': a thick 7 in dark marker on light paper."""
+    im = Image.new("L", size, paper)
+    ImageDraw.Draw(im).line(SEVEN, fill=ink, width=width)
+    return im
+
+
+def _corr(a, b) -> float:
+    return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
+
+
+@pytest.fixture(scope="module")
+def reference_digit():
+    return to_mnist(_page()).digit
+
+
+def _check_digit(res, ref, min_corr=0.95):
+    assert res.digit is not None, res.reason
+    assert res.digit.shape == (28, 28) and res.digit.dtype == np.uint8
+    assert _corr(res.digit, ref) >= min_corr
+
+
+# ------------------------------------------------------------------ output geometry
+
+
+def test_output_has_mnist_geometry(reference_digit):
+    d = reference_digit.astype(float)
+    ys, xs = np.nonzero(d > 0)
+    assert max(np.ptp(ys), np.ptp(xs)) + 1 in (20, 21)  # longest side fitted to the 20-px box (+ AA fringe)
+    cy, cx = ndi.center_of_mass(d)
+    assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+    assert d.max() == 255 and d[0].sum() == 0  # bright ink, black border
+
+
+def test_normalize_digit_box_and_centre():
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        blob = np.zeros((16, 16), np.float32)
+        y, x = rng.integers(0, 8, 2)
+        blob[y : y + 8, x : x + 5] = 1.0
+        out = normalize_digit(blob)
+        ys, xs = np.nonzero(out > 30)
+        assert 19 <= max(np.ptp(ys), np.ptp(xs)) + 1 <= 22
+        cy, cx = ndi.center_of_mass(out.astype(float))
+        assert abs(cy - 13.5) <= 1.0 and abs(cx - 13.5) <= 1.0
+
+
+# ------------------------------------------------------------------ input modes
+
+
+def _save_modes(tmp: Path) -> dict[str, Path]:
+    p = _page()
+    out = {}
+
+    def save(name, im, **kw):
+        out[name] = tmp / name
+        im.save(out[name], **kw)
+
+    save("grey.png", p)
+    save("rgb.jpg", Image.merge("RGB", [p, p, p.point(lambda v: v * 0.9)]), quality=92)
+    rgba = Image.new("RGBA", p.size, (0, 0, 0, 0))  # transparent *black*: must composite on white
+    ImageDraw.Draw(rgba).line(SEVEN, fill=(0, 0, 0, 255), width=14)
+    save("rgba.png", rgba)
+    save("palette.png", p.convert("P"))
+    save("la.png", p.convert("LA"))
+    save("cmyk.jpg", p.convert("CMYK"), quality=92)
+    save("bilevel.png", p.point(lambda v: 255 if v > 128 else 0, "1"))
+    save("grey16.png", Image.fromarray(np.asarray(p).astype(np.uint16) * 257))
+    frames = [p.convert("P"), Image.new("L", p.size, 200).convert("P")]
+    save("anim.gif", frames[0], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    return out
+
+
+def test_every_input_mode(tmp_path, reference_digit):
+    files = _save_modes(tmp_path)
+    assert Image.open(files["grey16.png"]).mode.startswith("I")
+    assert Image.open(files["cmyk.jpg"]).mode == "CMYK"
+    assert getattr(Image.open(files["anim.gif"]), "n_frames", 1) == 2
+    for name, f in files.items():
+        g = load_image(f)
+        assert g.dtype == np.float32 and g.ndim == 2 and 0 <= g.min() and g.max() <= 1, name
+        assert g[0, 0] > 0.8, f"{name}: paper should read light"
+        _check_digit(to_mnist(f), reference_digit)
+    _check_digit(to_mnist(_page().convert("RGB")), reference_digit)  # a PIL image in memory
+
+
+# ------------------------------------------------------------------ EXIF orientation
+
+# Pillow's exif_transpose applies these; the file stores the inverse.
+_INVERSE = {
+    1: None,
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_90,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_270,
+}
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation(tmp_path, orientation, reference_digit):
+    upright = _page()
+    stored = upright if _INVERSE[orientation] is None else upright.transpose(_INVERSE[orientation])
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    f = tmp_path / f"o{orientation}.png"
+    stored.save(f, exif=exif)
+    g = load_image(f)
+    assert g.shape == (upright.height, upright.width)
+    assert np.array_equal(np.round(g * 255).astype(np.uint8), np.asarray(upright))
+    _check_digit(to_mnist(f), reference_digit, 0.99)
+
+
+def test_naive_ignores_exif_like_the_study(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    f = tmp_path / "sideways.jpg"
+    _page().transpose(Image.Transpose.ROTATE_90).save(f, exif=exif, quality=95)
+    sideways = naive(f)
+    upright = naive(f, {"method": "naive", "exif_transpose": True})
+    assert sideways.shape == upright.shape == (28, 28) and sideways.dtype == np.uint8
+    assert _corr(np.rot90(sideways, -1), upright) > 0.9
+    assert sideways[0, 0] > 0  # grey paper kept as signal: the study's failure
+
+
+# ------------------------------------------------------------------ polarity
+
+
+def test_inverted_polarity(reference_digit):
+    inverted = Image.fromarray(255 - np.asarray(_page()))
+    _check_digit(to_mnist(inverted), reference_digit)
+
+
+def test_mnist_digits_are_nearly_fixed_points():
+    # A 28×28 bright-on-black MNIST array is already MNIST-like: polarity detection must not
+    # invert it, and ruled-line removal must not eat its long straight strokes.
+    xs, _ = _mnist_test_digits(12)
+    corr = [_corr(to_mnist(x).digit, normalize_digit(x)) for x in xs]
+    assert np.median(corr) > 0.93 and min(corr) > 0.7, corr
+
+
+# ------------------------------------------------------------------ a realistic synthetic photo
+
+
+def _mnist_test_digits(n):
+    raw = paths.data_dir() / "MNIST" / "raw"
+    if not (raw / "t10k-images-idx3-ubyte").exists():
+        pytest.skip(f"MNIST not found under {raw}; run the data download first")
+    from mnist_gen.data.mnist import load_mnist
+
+    m = load_mnist(paths.data_dir())
+    return m["x_test"][:n], m["y_test"][:n]
+
+
+def _synthetic_photo(src: np.ndarray, path: Path, seed: int) -> None:
+    """MNIST digit → phone-like photo: enlarged, thick marker, textured off-white paper,
+    a light gradient, a ruled line through the digit, stored sideways with EXIF tag 6."""
+    rng = np.random.default_rng(seed)
+    big = np.asarray(Image.fromarray(src).resize((280, 280), Image.Resampling.BILINEAR), np.float32) / 255
+    big = ndi.grey_dilation(big, size=(9, 9))
+    h, w = 600, 800
+    paper = 0.85 + 0.12 * ndi.gaussian_filter(rng.standard_normal((h, w)), 2)
+    paper *= np.linspace(0.55, 1.0, w)[None, :]
+    ink = np.zeros((h, w), np.float32)
+    ink[150:430, 300:580] = big
+    img = paper * (1 - 0.85 * np.clip(ink, 0, 1))
+    img[300:303, :] *= 0.65
+    img = np.clip(img * 255, 0, 255).astype(np.uint8)
+    rgb = Image.fromarray(np.stack([img, img, (img * 0.95).astype(np.uint8)], -1))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgb.transpose(Image.Transpose.ROTATE_90).save(path, quality=90, exif=exif)
+
+
+def test_synthetic_photo_maps_back_to_source(tmp_path):
+    xs, _ = _mnist_test_digits(8)
+    for i, src in enumerate(xs):
+        f = tmp_path / f"photo{i}.jpg"
+        _synthetic_photo(src, f, i)
+        res = to_mnist(f)
+        assert res.digit is not None, res.reason
+        assert _corr(res.digit, normalize_digit(src)) >= 0.8, f"digit {i}"
+        # The naive conversion of the same photo is nowhere near the digit.
+        assert _corr(naive(f), normalize_digit(src)) < 0.5
+
+
+def test_ruled_line_is_removed_but_digit_kept():
+    page = np.asarray(_page(size=(400, 400)), np.float32)
+    for y in (60, 200, 340):
+        page[y : y + 2, :] *= 0.6
+    res = to_mnist(page.astype(np.uint8))
+    assert res.digit is not None
+    assert _corr(res.digit, to_mnist(_page(size=(400, 400))).digit) > 0.9
+
+
+# ------------------------------------------------------------------ nothing to find
+
+
+def test_blank_page_gives_no_digit():
+    rng = np.random.default_rng(0)
+    page = 200 + 8 * rng.standard_normal((480, 640)) + np.linspace(-30, 30, 640)[None, :]
+    res = to_mnist(np.clip(page, 0, 255).astype(np.uint8))
+    assert res.digit is None and "no digit" in res.reason.lower()
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_pure_noise_gives_no_digit(seed):
+    rng = np.random.default_rng(seed)
+    for noise in (
+        rng.integers(0, 256, (300, 400), dtype=np.uint8),
+        rng.random((100, 100)),
+        rng.random((40, 40)),
+        np.clip(128 + 40 * rng.standard_normal((480, 640)), 0, 255).astype(np.uint8),
+        rng.integers(0, 256, (200, 300, 3), dtype=np.uint8),
+    ):
+        res = to_mnist(noise)
+        assert res.digit is None and "no digit" in res.reason.lower(), noise.shape
+
+
+def test_tiny_images_give_no_digit(tmp_path):
+    Image.new("L", (1, 1), 0).save(tmp_path / "one.png")
+    for img in (tmp_path / "one.png", np.zeros((1, 1)), np.zeros((0, 5))):
+        res = to_mnist(img)
+        assert res.digit is None and res.reason
+
+
+# ------------------------------------------------------------------ bad and huge files
+
+
+def _png_with_size(path: Path, w: int, h: int) -> None:
+    """A valid small PNG whose header claims w×h (a decompression bomb, without the memory)."""
+    Image.new("L", (8, 8), 255).save(path)
+    data = bytearray(path.read_bytes())
+    ihdr = bytes(data[12:16]) + struct.pack(">II", w, h) + bytes(data[24:29])
+    data[16:24] = struct.pack(">II", w, h)
+    data[29:33] = struct.pack(">I", zlib.crc32(ihdr) & 0xFFFFFFFF)
+    path.write_bytes(bytes(data))
+
+
+def test_bad_files_raise_clear_errors_naming_them(tmp_path):
+    (tmp_path / "zero.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("this is not an image")
+    good = tmp_path / "good.jpg"
+    _page().convert("RGB").save(good, quality=90)
+    (tmp_path / "truncated.jpg").write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    _png_with_size(tmp_path / "bomb.png", 20000, 20000)
+    for name in ("zero.png", "notes.png", "truncated.jpg", "bomb.png", "missing.png"):
+        with pytest.raises(ImageError, match=name.replace(".", r"\.")):
+            to_mnist(tmp_path / name)
+    assert Image.MAX_IMAGE_PIXELS is not None  # the decompression-bomb guard stays on
+
+
+def test_preprocess_many_survives_bad_files(tmp_path):
+    (tmp_path / "bad.png").write_text("nope")
+    _page().save(tmp_path / "7.png")
+    out = preprocess_many([tmp_path / "bad.png", tmp_path / "7.png"])
+    assert out[0][1] is None and "bad.png" in out[0][2]
+    assert out[1][1].digit is not None
+
+
+def test_huge_image_is_downscaled_within_memory(tmp_path):
+    f = tmp_path / "huge.jpg"
+    im = Image.new("L", (12000, 9000), 230)
+    ImageDraw.Draw(im).line([(4000, 3000), (8000, 3000), (5500, 7000)], fill=20, width=400)
+    im.save(f, quality=80)
+    del im
+    code = (
+        "from mnist_gen.preprocess import load_image, to_mnist;"
+        f"g = load_image({str(f)!r}); r = to_mnist({str(f)!r});"
+        "hwm = [int(x.split()[1]) for x in open('/proc/self/status') if x.startswith('VmHWM')][0];"
+        "print(max(g.shape), r.digit is not None, hwm // 1024)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+    )
+    side, found, peak_mb = out.stdout.split()
+    assert int(side) <= PreprocessConfig().max_load_side
+    assert found == "True"
+    assert int(peak_mb) < 600, f"peak memory {peak_mb} MB"  # a full 12000×9000 float decode alone is 430 MB
+
+
+# ------------------------------------------------------------------ properties
+
+_dtypes = st.sampled_from(
+    [np.bool_, np.uint8, np.int8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64]
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    hnp.arrays(
+        dtype=_dtypes,
+        shape=hnp.array_shapes(min_dims=0, max_dims=4, min_side=0, max_side=40),
+        elements={"allow_nan": True, "allow_infinity": True},
+    )
+)
+def test_any_array_gives_digit_or_explicit_no_digit(a):
+    res = to_mnist(a)
+    if res.digit is None:
+        assert isinstance(res.reason, str) and res.reason
+    else:
+        assert res.digit.shape == (28, 28) and res.digit.dtype == np.uint8 and res.reason is None
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(4, 60), st.integers(4, 60), st.integers(0, 2**31 - 1))
+def test_random_blobs_are_box_fitted_and_centred(h, w, seed):
+    rng = np.random.default_rng(seed)
+    a = ndi.gaussian_filter(rng.random((h, w)), 1.5)
+    a = (a > np.quantile(a, 0.7)).astype(np.float32)
+    out = normalize_digit(a)
+    assert out.shape == (28, 28) and out.dtype == np.uint8
+    if out.any():
+        cy, cx = ndi.center_of_mass(out.astype(float))
+        assert abs(cy - 13.5) <= 4 and abs(cx - 13.5) <= 4
+
+
+# ------------------------------------------------------------------ configuration
+
+
+def test_yaml_configs_mirror_dataclass():
+    root = paths.PROJECT_ROOT / "configs" / "preprocess"
+    like = yaml.safe_load((root / "mnist_like.yaml").read_text())
+    defaults = PreprocessConfig()
+    assert set(like) == {f.name for f in fields(PreprocessConfig)}
+    for k, v in like.items():
+        expected = getattr(defaults, k)
+        assert (tuple(v) if isinstance(v, list) else v) == expected, k
+    nv = as_config(yaml.safe_load((root / "naive.yaml").read_text()))
+    assert nv.method == "naive" and nv.exif_transpose is False
+    assert to_mnist(_page(), nv).digit.shape == (28, 28)
+
+
+def test_unknown_setting_is_a_user_error():
+    with pytest.raises(UserError, match="work_sise"):
+        as_config({"work_sise": 10})
+    with pytest.raises(UserError, match="method"):
+        as_config({"method": "fancy"})
