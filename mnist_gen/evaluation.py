@@ -7,6 +7,7 @@ folder empty) is skipped with a warning; it never sinks the others.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -28,7 +29,7 @@ def evaluate_sets(predictor, set_names, out_dir: Path, set_options: dict | None 
     out = {}
     for name in set_names:
         try:
-            evalset = load_eval_set(name, **{**common, **(set_options.get(name) or {})})
+            evalset = _load_cached(name, {**common, **(set_options.get(name) or {})})
         except (UserError, FileNotFoundError) as e:
             log.warning("evaluation set %s skipped: %s", name, e)
             continue
@@ -44,6 +45,18 @@ def evaluate_sets(predictor, set_names, out_dir: Path, set_options: dict | None 
         if galleries and name not in skip_galleries_for:
             misclassification_gallery(evalset, proba, reports / f"{name}_errors.png", predictor.name)
     return out
+
+
+_CACHE: dict[str, object] = {}
+
+
+def _load_cached(name: str, options: dict):
+    """Sets are loaded once per process: preprocessing photos costs more than scoring them,
+    and evaluate.py scores many runs on the same sets."""
+    key = name + json.dumps(options, sort_keys=True, default=str)
+    if key not in _CACHE:
+        _CACHE[key] = load_eval_set(name, **options)
+    return _CACHE[key]
 
 
 def print_summary(results: dict) -> None:
