@@ -22,7 +22,9 @@ def main(cfg: DictConfig) -> float | None:
         logging.getLogger("train").error("%s", e)
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
-    return results["test_accuracy"]
+    # A float for Hydra sweepers (e.g. Optuna): the mean over seeds when one job trains several.
+    runs = results if isinstance(results, list) else [results]
+    return sum(r["test_accuracy"] for r in runs) / len(runs)
 
 
 if __name__ == "__main__":

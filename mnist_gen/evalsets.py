@@ -75,6 +75,7 @@ def available_sets() -> list[str]:
 def _import_builtin_sets() -> None:
     # Importing the modules runs their @register decorators.
     import mnist_gen.data.mnist_sets  # noqa: F401
+    import mnist_gen.robustness  # noqa: F401
 
     try:
         import mnist_gen.data.external  # noqa: F401

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +25,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from mnist_gen import paths
+from mnist_gen.augment import is_identity
 from mnist_gen.config_checks import check_train_config
 from mnist_gen.data.datamodule import DigitDataModule
 from mnist_gen.errors import UserError
@@ -40,6 +42,10 @@ def data_dir_from(cfg: DictConfig) -> Path:
 
 
 def build_datamodule(cfg: DictConfig) -> DigitDataModule:
+    augment = _plain(cfg.get("augment")) or None
+    if cfg.model.kind != "network" and not is_identity(augment):
+        raise UserError(f"augment={augment.get('name')} is for networks only; {cfg.model.name} is fitted on "
+                        "the plain digits: use augment=none.")
     return DigitDataModule(
         protocol=cfg.data.protocol,
         data_dir=str(data_dir_from(cfg)),
@@ -48,6 +54,7 @@ def build_datamodule(cfg: DictConfig) -> DigitDataModule:
         steps_per_call=cfg.data.steps_per_call,
         max_train_samples=cfg.data.max_train_samples,
         seed=cfg.seed,
+        augment=augment,
     )
 
 
@@ -84,6 +91,11 @@ def _vectorize(cfg: DictConfig) -> bool:
     seed after another (README, speed section)."""
     mode = cfg.get("multiseed", {}).get("vectorize", "auto")
     if mode == "never":
+        return False
+    if not is_identity(_plain(cfg.get("augment"))):
+        # The vectorized loop reads the plain tensors; augmented seeds train one after another.
+        if mode == "always":
+            raise UserError("multiseed.vectorize=always does not support augmentation; use augment=none or vectorize=auto.")
         return False
     if cfg.model.arch != "mlp":
         if mode == "always":
@@ -203,8 +215,9 @@ def _json_default(o):
 def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     import lightning as L
     from lightning.pytorch.callbacks import ModelCheckpoint, RichModelSummary, RichProgressBar
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from mnist_gen.callbacks import EpochCSV, read_epoch_csv
+    from mnist_gen.callbacks import AtomicCheckpointIO, EpochCSV, read_epoch_csv
     from mnist_gen.models.lit import DigitClassifier
     from mnist_gen.models.predictors import NetworkPredictor
 
@@ -222,6 +235,7 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     trainer = L.Trainer(
         **OmegaConf.to_container(cfg.trainer, resolve=True),
         callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()],
         logger=False,
         default_root_dir=str(run_dir),
         enable_model_summary=cfg.trainer.get("enable_progress_bar", True),
@@ -230,7 +244,15 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     resume_from = str(last) if cfg.resume and last.is_file() else None
     if resume_from:
         log.info("resuming from %s", resume_from)
-    trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
+    try:
+        trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
+    except SIGTERMException:
+        # Lightning stops at the next chunk but would exit 0; say so and exit 128+15 instead.
+        msg = (f"training stopped by SIGTERM; rerun with hydra.run.dir={run_dir} to resume "
+               f"from {last} (the interrupted epoch is replayed).")
+        log.error("%s", msg)
+        print(f"interrupted: {msg}", file=sys.stderr)
+        raise SystemExit(143) from None
 
     rows = read_epoch_csv(run_dir / "metrics.csv")
     epoch_times = [float(r["epoch_time_s"]) for r in rows]

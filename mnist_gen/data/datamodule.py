@@ -19,6 +19,8 @@ import numpy as np
 import torch
 
 from mnist_gen import paths
+from mnist_gen.augment import Augmenter, is_identity
+from mnist_gen.augment import load_config as load_augment
 from mnist_gen.data.mnist import load_mnist
 from mnist_gen.data.splits import Split, mnist_split, seed_holdout_split
 
@@ -45,13 +47,17 @@ class EpochChunks:
     The permutation depends only on ``(seed, epoch)``, so a run resumed from an
     epoch-boundary checkpoint sees exactly the batches an uninterrupted run would.
     Under DDP each rank takes every ``world_size``-th sample of the permutation.
+    ``augment`` (training only; ``mnist_gen.augment.Augmenter``) transforms each chunk with
+    random numbers seeded by (seed, epoch, rank, chunk index): resumable too, but the draws
+    depend on the chunk size, so with augmentation ``steps_per_call`` is part of the recipe.
     """
 
-    def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1):
+    def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1, augment=None):
         self.x, self.y = x, y
         self.batch_size, self.steps_per_call = batch_size, steps_per_call
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size = rank, world_size
+        self.augment = augment
 
     def _n_local(self) -> int:
         return len(range(self.rank, len(self.y), self.world_size))
@@ -69,11 +75,15 @@ class EpochChunks:
         return idx[self.rank :: self.world_size].to(self.x.device)
 
     def __iter__(self):
-        idx = self.order(self.epoch_fn())
+        epoch = self.epoch_fn()
+        idx = self.order(epoch)
         step = self.batch_size * self.steps_per_call
-        for start in range(0, len(idx), step):
+        for chunk, start in enumerate(range(0, len(idx), step)):
             sel = idx[start : start + step]
-            yield self.x.index_select(0, sel), self.y.index_select(0, sel)
+            x = self.x.index_select(0, sel)
+            if self.augment is not None:
+                x = self.augment(x, (self.seed, epoch, self.rank, chunk))
+            yield x, self.y.index_select(0, sel)
 
 
 class DigitDataModule(L.LightningDataModule):
@@ -89,6 +99,7 @@ class DigitDataModule(L.LightningDataModule):
         max_train_samples: int | None = None,
         seed: int = 0,
         fetch: bool = True,
+        augment: str | dict | None = None,
     ):
         super().__init__()
         if protocol not in SPLITS:
@@ -99,6 +110,10 @@ class DigitDataModule(L.LightningDataModule):
         self.steps_per_call = steps_per_call
         self.max_train_samples = max_train_samples
         self.seed, self.fetch = seed, fetch
+        # Training-set augmentation (configs/augment/: a preset name or its mapping); None or
+        # ``none`` leaves the study's data untouched.
+        augment = load_augment(augment)
+        self.augment = None if is_identity(augment) else augment
         self.split: Split | None = None
         self.mean = self.std = None
 
@@ -145,8 +160,10 @@ class DigitDataModule(L.LightningDataModule):
         # Under DDP one optimizer step per Lightning step: gradient all-reduce is tied to
         # DDP's forward/backward pairing, so the chunked fast path is single-process only.
         steps = self.steps_per_call if world == 1 else 1
+        augment = Augmenter(self.augment, self.mean, self.std) if self.augment else None
         return EpochChunks(self.x_train, self.y_train, self.batch_size, steps,
-                           shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world)
+                           shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world,
+                           augment=augment)
 
     def val_dataloader(self):
         rank, world = self._rank_world()
