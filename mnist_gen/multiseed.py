@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mnist_gen.data.datamodule import DigitDataModule, EpochChunks, normalize
+from mnist_gen.models.lit import lr_at
 from mnist_gen.models.networks import build_network, num_params
 from mnist_gen.report import write_atomic
 
@@ -183,7 +184,10 @@ def fit_multiseed(cfg, dm: DigitDataModule, seeds: list[int], parent: Path, max_
     if cfg.get("resume", True) and state_path.is_file():
         tr.load_state(torch.load(state_path, map_location=device, weights_only=True))
         log.info("resumed vectorized run at epoch %d from %s", tr.epoch, state_path)
+    schedule = cfg.model.optimizer.get("schedule", "constant")
     while tr.epoch < max_epochs:
+        for group in tr.opt.param_groups:
+            group["lr"] = lr_at(tr.epoch, cfg.model.optimizer.lr, max_epochs, schedule)
         t0 = time.perf_counter()
         tl, ta = tr.train_epoch(x, y)
         t1 = time.perf_counter()

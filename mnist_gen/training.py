@@ -283,6 +283,7 @@ def _network_hparams(cfg: DictConfig, dm: DigitDataModule) -> dict:
         mean=dm.mean,
         std=dm.std,
         autocast_bf16=cfg.model.get("autocast_bf16", False),
+        lr_schedule=cfg.model.optimizer.get("schedule", "constant"),
     )
 
 

@@ -80,3 +80,14 @@ def test_optimizer_is_plain_sgd_with_study_defaults():
     opt = DigitClassifier("t", "cnn", {"conv": [32]}).configure_optimizers()
     assert isinstance(opt, torch.optim.SGD)
     assert all(g["momentum"] == 0 and g["lr"] == 3e-3 and not g["nesterov"] for g in opt.param_groups)
+
+
+def test_lr_schedule_constant_is_the_study_and_cosine_decays_to_zero():
+    from mnist_gen.models.lit import lr_at
+
+    assert [lr_at(e, 3e-3, 100) for e in (0, 50, 99)] == [3e-3] * 3
+    assert lr_at(0, 0.01, 30, "cosine") == pytest.approx(0.01)
+    assert lr_at(15, 0.01, 30, "cosine") == pytest.approx(0.005)
+    assert 0 < lr_at(29, 0.01, 30, "cosine") < 1e-4
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        lr_at(0, 0.01, 30, "step")

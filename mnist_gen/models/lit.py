@@ -16,11 +16,23 @@ cost) while checkpoints, callbacks and resumption keep working at chunk granular
 
 from __future__ import annotations
 
+import math
+
 import lightning as L
 import torch
 import torch.nn.functional as F
 
 from mnist_gen.models.networks import build_network, kernel_and_bias_params, num_params
+
+
+def lr_at(epoch: int, base_lr: float, max_epochs: int, schedule: str = "constant") -> float:
+    """Learning rate for an epoch. ``constant`` is the study (Keras SGD); ``cosine`` (per-epoch
+    cosine decay to 0) is an opt-in departure used by ``experiment=robust``."""
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / max(1, max_epochs)))
+    raise ValueError(f"unknown lr schedule '{schedule}'; valid: constant, cosine")
 
 
 class DigitClassifier(L.LightningModule):
@@ -36,6 +48,7 @@ class DigitClassifier(L.LightningModule):
         mean: float = 0.1307,
         std: float = 0.3081,
         autocast_bf16: bool = False,
+        lr_schedule: str = "constant",
     ):
         super().__init__()
         # Plain values only, so checkpoints load with torch.load(weights_only=True).
@@ -64,6 +77,12 @@ class DigitClassifier(L.LightningModule):
         )
 
     # -- training -------------------------------------------------------------------------------
+    def on_train_epoch_start(self):
+        # Set from the epoch number alone, so a resumed run continues the same schedule.
+        lr = lr_at(self.current_epoch, self.hparams.lr, self.trainer.max_epochs, self.hparams.lr_schedule)
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = lr
+
     def _reset_epoch_sums(self):
         self._sums = None  # tensor [loss_sum, correct, count], kept on device: no sync per step
 
