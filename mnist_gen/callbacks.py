@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from mnist_gen.report import write_atomic
 
@@ -24,11 +26,18 @@ class EpochCSV(L.Callback):
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.rows: list[dict] = []
+        self._t0 = self._t_val = None
 
-    def on_fit_start(self, trainer, pl_module):
-        self.rows = [r for r in read_epoch_csv(self.path) if int(r["epoch"]) < trainer.current_epoch]
+    def on_train_start(self, trainer, pl_module):
+        # Runs after a checkpoint is restored (on_fit_start runs before). last.ckpt is written
+        # after validation, before this epoch's row and before Lightning counts the epoch as
+        # completed, so on resume current_epoch is the checkpoint's epoch and its row may or may
+        # not be in the file. Keep what is there; an epoch that starts again replaces its row.
+        self.rows = [r for r in read_epoch_csv(self.path) if int(r["epoch"]) <= trainer.current_epoch]
+        self._t0 = self._t_val = None
 
     def on_train_epoch_start(self, trainer, pl_module):
+        self.rows = [r for r in self.rows if int(r["epoch"]) < trainer.current_epoch]
         self._t0 = time.perf_counter()
         self._t_val = None
 
@@ -42,6 +51,8 @@ class EpochCSV(L.Callback):
         train = pl_module.train_epoch_metrics() if hasattr(pl_module, "train_epoch_metrics") else {}
         if trainer.global_rank != 0:
             return
+        if self._t0 is None:  # epoch-end hooks re-run after a resume, without a start: row already kept
+            return
         now = time.perf_counter()
         t_val = self._t_val if self._t_val is not None else now
         m = trainer.callback_metrics
@@ -49,6 +60,9 @@ class EpochCSV(L.Callback):
         for key in ("train_loss", "train_acc", "val_loss", "val_acc"):
             row[key] = train[key] if key in train else (float(m[key]) if key in m else "")
         self.rows.append(row)
+        self._write()
+
+    def _write(self) -> None:
         buf = io.StringIO()
         writer = csv.DictWriter(buf, fieldnames=COLUMNS)
         writer.writeheader()
@@ -62,3 +76,20 @@ def read_epoch_csv(path: str | Path) -> list[dict]:
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning checkpoints written as temp file + rename in the checkpoint's own folder, read weights-only.
+
+    Lightning's own save stages the file in the system temp dir and ``shutil.move``s it, which
+    is a copy (not atomic) when that dir is on another filesystem. Loading forces
+    ``weights_only=True``: a resumed ``last.ckpt`` comes from a user-given run directory.
+    """
+
+    def save_checkpoint(self, checkpoint, path, storage_options=None) -> None:
+        buf = io.BytesIO()
+        torch.save(checkpoint, buf)
+        write_atomic(path, buf.getbuffer())
+
+    def load_checkpoint(self, path, map_location=None, weights_only=None):
+        return super().load_checkpoint(path, map_location=map_location, weights_only=True)

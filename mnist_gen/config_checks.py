@@ -6,6 +6,7 @@ import torch
 from omegaconf import DictConfig
 
 from mnist_gen.errors import UserError
+from mnist_gen.safe_paths import check_output_path
 
 
 def _positive_int(cfg: DictConfig, key: str, allow_none: bool = False) -> None:
@@ -32,6 +33,37 @@ def check_train_config(cfg: DictConfig) -> None:
         if not isinstance(lr, (int, float)) or lr <= 0:
             raise UserError(f"model.optimizer.lr must be a positive number, got {lr!r}.")
     check_accelerator(str(cfg.trainer.accelerator))
+    check_eval_sets(cfg.eval_sets)
+    check_output_dirs(cfg)
+
+
+def check_eval_sets(names) -> None:
+    """Unknown set names fail before training, not as a warning after it."""
+    from mnist_gen.evalsets import available_sets
+
+    if names is None or isinstance(names, str) or not hasattr(names, "__iter__"):
+        raise UserError(f"eval_sets must be a list of set names, e.g. eval_sets=[mnist_test,usps]; got {names!r}.")
+    valid = available_sets()
+    unknown = [str(n) for n in names if str(n) not in valid]
+    if unknown:
+        raise UserError(f"Unknown evaluation set(s) {', '.join(unknown)}; valid sets: {', '.join(valid)}.")
+
+
+def check_output_dirs(cfg: DictConfig, keys=("paths.output_dir", "out_dir")) -> None:
+    """No output directory from config may climb out of its starting folder with '..' (see safe_paths)."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import OmegaConf
+
+    if HydraConfig.initialized():
+        hc = HydraConfig.get()
+        check_output_path(hc.run.dir, "hydra.run.dir")
+        if hc.mode is not None and hc.mode.name == "MULTIRUN":
+            check_output_path(hc.sweep.dir, "hydra.sweep.dir")
+            check_output_path(hc.sweep.subdir, "hydra.sweep.subdir")
+    for key in keys:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None:
+            check_output_path(str(value), key)
 
 
 def check_accelerator(accelerator: str) -> None:

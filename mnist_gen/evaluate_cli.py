@@ -9,17 +9,21 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig
 
 from mnist_gen import aggregate
+from mnist_gen.config_checks import check_eval_sets, check_output_dirs
 from mnist_gen.console import console
 from mnist_gen.errors import UserError
 from mnist_gen.evaluation import evaluate_sets
 from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
 from mnist_gen.report import write_atomic
+from mnist_gen.safe_paths import safe_child
 from mnist_gen.training import _json_default, _set_options
 
 log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> dict:
+    check_eval_sets(cfg.eval_sets)
+    check_output_dirs(cfg)
     if cfg.model_path is None and cfg.runs is None:
         raise UserError("Nothing to evaluate: give model_path=<model file or run dir> or runs=<directory of runs>.")
     out = {}
@@ -33,7 +37,8 @@ def run(cfg: DictConfig) -> dict:
 
 def score_model(path: Path, cfg: DictConfig) -> dict:
     predictor = load_predictor(path)
-    out_dir = Path(cfg.out_dir or cfg.paths.output_dir) / predictor.name
+    # The name comes from the model file: it may only name one folder inside the output dir.
+    out_dir = safe_child(cfg.out_dir or cfg.paths.output_dir, predictor.name, "model name")
     summaries = evaluate_sets(predictor, list(cfg.eval_sets), out_dir, set_options=_set_options(cfg), galleries=cfg.galleries)
     result = {"model": predictor.name, "model_path": str(path), "eval_sets": summaries}
     write_atomic(out_dir / "evaluation.json", json.dumps(result, indent=2, default=_json_default))

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -55,7 +56,7 @@ class NetworkPredictor:
             net = build_network(hp["arch"], **hp["arch_kwargs"])
             state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if k.startswith("net.")}
             net.load_state_dict(state)
-        except (OSError, RuntimeError, KeyError, ValueError) as e:  # pickle errors surface as RuntimeError/UnpicklingError
+        except (OSError, RuntimeError, KeyError, ValueError, pickle.UnpicklingError) as e:
             raise UserError(f"Cannot load checkpoint {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}") from e
         return cls(net, hp["mean"], hp["std"], hp["name"], device)
 

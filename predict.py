@@ -1,0 +1,13 @@
+"""Predict the digit in photos: ``python predict.py photo.jpg photos/ --model <model file|run dir|runs folder>``.
+
+``--json`` prints one JSON object per line and file (format: docs/predict_json.md). Plain
+argparse, not Hydra: see ``mnist_gen/predict_cli.py`` for why. Exit status 0 when the run
+finished (unreadable files are listed, not fatal), 2 for user errors.
+"""
+
+import sys
+
+from mnist_gen.predict_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
