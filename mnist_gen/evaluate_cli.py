@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> dict:
 
 
 def score_model(path: Path, cfg: DictConfig) -> dict:
-    predictor = load_predictor(path)
+    predictor = load_predictor(path, trust_export=bool(cfg.get("trust_export", False)))
     # The name comes from the model file: it may only name one folder inside the output dir.
     out_dir = safe_child(cfg.out_dir or cfg.paths.output_dir, predictor.name, "model name")
     summaries = evaluate_sets(predictor, list(cfg.eval_sets), out_dir, set_options=_set_options(cfg), galleries=cfg.galleries)

@@ -45,12 +45,20 @@ def test_checkpoint_loads_and_predicts_what_results_json_says(cnn_run, mnist):
     assert acc == pytest.approx(json.loads((cnn_run / "results.json").read_text())["test_accuracy"], abs=1e-12)
 
 
+def test_untrusted_export_is_refused(cnn_run):
+    from mnist_gen.errors import UserError
+    from mnist_gen.models.predictors import load_predictor
+
+    with pytest.raises(UserError, match="trust_export"):
+        load_predictor(cnn_run / "model.pt2")
+
+
 def test_export_reproduces_the_checkpoint(cnn_run, mnist):
     from mnist_gen.models.predictors import load_predictor
 
     x = mnist["x_test"][:256]
     ckpt = load_predictor(cnn_run / "model.ckpt").predict_proba(x)
-    exported = load_predictor(cnn_run / "model.pt2").predict_proba(x)
+    exported = load_predictor(cnn_run / "model.pt2", trust_export=True).predict_proba(x)
     np.testing.assert_allclose(exported, ckpt, atol=1e-5)
     # The export needs no project code: raw 0..255 pixels in, logits out.
     prog = torch.export.load(str(cnn_run / "model.pt2")).module()

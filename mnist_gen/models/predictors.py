@@ -1,7 +1,7 @@
 """Load any saved model as a ``Predictor``: the one place that knows file kinds.
 
 * ``*.ckpt``  Lightning checkpoint of a network, read with ``torch.load(weights_only=True)``;
-* ``*.pt2``   the deployable ``torch.export`` program;
+* ``*.pt2``   the deployable ``torch.export`` program (only with ``trust_export=True``);
 * ``*.skops`` a classical model (KNN/SVM), read through skops with an allowlist;
 * a run directory: its ``model.*`` file in the order above.
 """
@@ -85,7 +85,7 @@ def _name_from_results(run_dir: Path) -> str | None:
         return None
 
 
-MODEL_FILES = ("model.ckpt", "model.pt2", "model.skops")
+MODEL_FILES = ("model.ckpt", "model.skops", "model.pt2")
 
 
 def model_file(run_dir: Path) -> Path | None:
@@ -95,8 +95,13 @@ def model_file(run_dir: Path) -> Path | None:
     return None
 
 
-def load_predictor(path: str | Path, device: str = "cpu"):
-    """A ``Predictor`` for a model file or a run directory."""
+def load_predictor(path: str | Path, device: str = "cpu", trust_export: bool = False):
+    """A ``Predictor`` for a model file or a run directory.
+
+    ``.ckpt`` is read with ``torch.load(weights_only=True)`` and ``.skops`` through an allowlist;
+    a ``.pt2`` export is only loaded with ``trust_export=True`` (torch.export unpickles parts of
+    the archive). A run directory resolves to its ``model.ckpt`` or ``model.skops``.
+    """
     path = Path(path)
     if path.is_dir():
         found = model_file(path)
@@ -108,6 +113,11 @@ def load_predictor(path: str | Path, device: str = "cpu"):
     if path.suffix == ".ckpt":
         return NetworkPredictor.from_checkpoint(path, device)
     if path.suffix == ".pt2":
+        if not trust_export:
+            raise UserError(
+                f"Refusing to load {path}: torch.export archives can run code when loaded (they contain pickles). "
+                "Evaluate the run's model.ckpt instead, or pass trust_export=true for an export you made yourself."
+            )
         return ExportPredictor(path)
     if path.suffix == ".skops":
         from mnist_gen.models.classical import ClassicalModel
