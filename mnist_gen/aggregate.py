@@ -54,7 +54,7 @@ def _mean_ci(values: list[float]) -> dict:
     std = float(a.std(ddof=1)) if n > 1 else 0.0
     half = float(stats.t.ppf(0.975, n - 1) * std / math.sqrt(n)) if n > 1 else float("nan")
     # t-interval of the mean over seeds (wide for 2-3 seeds, as it should be), clipped to [0, 1].
-    ci = [max(0.0, mean - half), min(1.0, mean + half)] if n > 1 else [float("nan")] * 2
+    ci = [max(0.0, mean - half), min(1.0, mean + half)] if n > 1 else [None, None]
     return {"mean": mean, "std": std, "n": n, "ci95": ci, "min": float(a.min()), "max": float(a.max())}
 
 
