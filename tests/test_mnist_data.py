@@ -68,7 +68,7 @@ def test_carrier_conversion_reproduces_idx_bytes(tmp_path, mnist):
     splits = ((rows[:30], y[:30]), (rows[30:40], y[30:40]), (rows[40:], y[40:]))
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb") as f:
-        pickle.dump(splits, f, protocol=2)
+        pickle.dump(splits, f)
     loaded = mn.load_carrier_pickle(buf.getvalue())
     mn.write_idx_from_carrier(loaded, tmp_path)
     from torchvision.datasets.mnist import read_image_file, read_label_file
