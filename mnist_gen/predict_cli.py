@@ -14,7 +14,7 @@ Per file: read and preprocess once (``mnist_gen.preprocess``), save the 28×28 v
 read, is not an image, or holds no digit gets ``prediction: null`` and an ``error`` sentence;
 the run goes on and lists such files at the end. Exit status: 0 when the run finished (bad
 files included), 2 for user errors (no model, no inputs, bad flag). The ``--json`` line format
-is documented in ``docs/predict_json.md`` and is a stable interface.
+is documented in ``README.md, section predict.py`` and is a stable interface.
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                 "(default outputs/predict/<timestamp>)")
     p.add_argument("--preprocess", default="mnist_like", metavar="NAME",
                    help="mnist_like (default, configs/preprocess/mnist_like.yaml) or naive (the study's resize)")
-    p.add_argument("--json", action="store_true", help="one JSON object per line and file (docs/predict_json.md)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line and file (README.md, section predict.py)")
     p.add_argument("--no-views", action="store_true", help="do not save the 28×28 views")
     return p
 
