@@ -34,3 +34,14 @@ def run_cli(script: str, *args: str, timeout: int = 600, cwd: Path = ROOT) -> su
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     return subprocess.run([sys.executable, str(ROOT / script), *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd, env=env)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, mnist_dir):
+    """One tiny network trained with the real train.py, shared by the CLI, demo and predict tests."""
+    run_dir = tmp_path_factory.mktemp("tiny_run")
+    proc = run_cli("train.py", "model=mlp_64_16", "data.max_train_samples=1000", "trainer.max_epochs=1",
+                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
+                   f"hydra.run.dir={run_dir}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return run_dir

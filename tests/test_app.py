@@ -24,7 +24,7 @@ import pytest
 from PIL import Image
 
 from mnist_gen import paths
-from tests.conftest import ROOT, run_cli
+from tests.conftest import ROOT
 
 CHROMIUM = os.environ.get("MNIST_GEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,15 +32,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SEED_PHOTO = paths.shared_data_dir() / "handwritten" / "seed_photos" / "philip" / "3.png"
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, mnist_dir):
-    """One tiny network trained with the real train.py."""
-    run_dir = tmp_path_factory.mktemp("tiny_run")
-    proc = run_cli("train.py", "model=mlp_64_16", "data.max_train_samples=1000", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
-                   f"hydra.run.dir={run_dir}", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
 
 
 def _app(*args: str) -> list[str]:

@@ -14,15 +14,6 @@ from tests.conftest import run_cli
 KEYS = {"path", "label", "model", "prediction", "probabilities", "error"}
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory, mnist_dir):
-    """One tiny network trained with the real train.py (a few seconds)."""
-    run_dir = tmp_path_factory.mktemp("tiny_run")
-    proc = run_cli("train.py", "model=mlp_64_16", "data.max_train_samples=1000", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
-                   f"hydra.run.dir={run_dir}", timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return run_dir
 
 
 def _seven(path, size=200):
