@@ -113,6 +113,15 @@ def _pct(stat: dict | None) -> str:
     return f"{100 * stat['mean']:.2f}"
 
 
+def _set_cell(stat: dict | None) -> str:
+    """Small sets (the 29 photos) read better as counts: '28/29', or '27.3/29 ± 0.6' over seeds."""
+    if stat and stat.get("n_items") and stat["n_items"] <= 100 and stat.get("correct"):
+        c = np.asarray(stat["correct"], dtype=float)
+        text = f"{c.mean():.3g}/{stat['n_items']}"
+        return text + (f" ± {c.std(ddof=1):.2g}" if len(c) > 1 else "")
+    return _pct(stat)
+
+
 def _set_columns(rows) -> list[str]:
     """Real-handwriting sets, then the corruption mean (the 12 corruption sets stay in the JSON)."""
     names = {s for r in rows for s in r["eval_sets"] if s not in CORRUPTION_SETS}
@@ -133,7 +142,7 @@ def table_rows(rows: list[dict]) -> tuple[list[str], list[list[str]]]:
             str(len(r["seeds"])), ",".join("–" if e is None else str(e) for e in r["epochs"]),
             _pct(acc), ci, "–" if not r["test_loss"] else f"{r['test_loss']['mean']:.4f}",
             "–" if r["study_accuracy"] is None else f"{100 * r['study_accuracy']:.2f}", outside,
-        ] + [_pct(r["eval_sets"].get(s)) for s in sets])
+        ] + [_set_cell(r["eval_sets"].get(s)) for s in sets])
     return header, body
 
 

@@ -232,8 +232,12 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     model = DigitClassifier(**_network_hparams(cfg, dm))
     ckpt_dir = run_dir / "checkpoints"
     callbacks = [
-        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", save_last=True,
-                        save_on_train_epoch_end=False),
+        ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val_acc", mode="max", save_on_train_epoch_end=False),
+        # A separate callback for last.ckpt: Lightning's save_last only writes when another
+        # checkpoint was written in that step (here: only when val_acc improved), but resuming
+        # needs the state of every epoch.
+        ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, save_on_train_epoch_end=False,
+                        enable_version_counter=False),
         EpochCSV(run_dir / "metrics.csv"),
     ]
     if cfg.trainer.get("enable_progress_bar", True):
@@ -268,7 +272,7 @@ def fit_network(cfg: DictConfig, dm: DigitDataModule, run_dir: Path):
     _export_and_plot(cfg, net, dm, run_dir)
     info = {
         "num_params": model.num_params,
-        "epochs": len(rows),
+        "epochs": trainer.current_epoch,  # completed epochs (resumed runs included)
         "train_time_s": round(sum(epoch_times), 3),
         "epoch_time_mean_s": round(float(np.mean(epoch_times)), 4) if epoch_times else None,
         "device": str(trainer.strategy.root_device),

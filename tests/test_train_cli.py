@@ -109,3 +109,15 @@ def test_unknown_model_lists_the_valid_ones(tmp_path):
 def test_bad_values_are_one_clear_sentence(tmp_path, override, needle):
     proc = run_cli("train.py", override, f"hydra.run.dir={tmp_path}", timeout=120)
     assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path, mnist_dir):
+    """Resuming needs every epoch's state; Lightning's save_last alone writes only when the best improves."""
+    proc = run_cli("train.py", "model.optimizer.lr=1e-12", "data.max_train_samples=300", "trainer.max_epochs=3",
+                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
+                   f"hydra.run.dir={tmp_path}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    last = torch.load(tmp_path / "checkpoints" / "last.ckpt", weights_only=False)
+    best = torch.load(tmp_path / "checkpoints" / "best.ckpt", weights_only=False)
+    assert last["epoch"] == 2 and best["epoch"] == 0
+    assert json.loads((tmp_path / "results.json").read_text())["epochs"] == 3
