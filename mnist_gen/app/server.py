@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_gen import paths
-from mnist_gen.errors import ImageError, UserError
+from mnist_gen.errors import ImageError, UserError, run_main
 
 log = logging.getLogger("mnist_gen.app")
 
@@ -488,9 +488,4 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
-    try:
-        return run(argv)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    return run_main(run, argv)
