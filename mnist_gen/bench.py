@@ -186,12 +186,8 @@ def predict_latency(run_dir: Path | None, repeats: int = 3) -> dict | None:
 # -- driver ----------------------------------------------------------------------------------------
 
 
-def augment_epoch_times(mcfg, dm_kwargs: dict, augment: str, epochs: int) -> list[float] | None:
-    try:
-        dm = DigitDataModule(**dm_kwargs, augment=augment)
-    except TypeError:  # DataModule without augmentation support
-        return None
-    return harness_epoch_times(mcfg, dm, epochs)
+def augment_epoch_times(mcfg, dm_kwargs: dict, augment: str, epochs: int) -> list[float]:
+    return harness_epoch_times(mcfg, DigitDataModule(**dm_kwargs, augment=augment), epochs)
 
 
 def run(cfg: DictConfig) -> dict:
@@ -218,10 +214,8 @@ def run(cfg: DictConfig) -> dict:
         vn, path = multiseed_epoch_time(mcfg, x, y, cfg.batch_size, cfg.seeds, cfg.epochs, r["harness_epoch_s"])
         r.update({"vectorized1_epoch_s": v1, f"vectorized{cfg.seeds}_epoch_s": vn, "multiseed_path": path,
                   f"seeds{cfg.seeds}_over_plain": vn / r["plain_epoch_s"]})
-        if cfg.augment:
-            a = augment_epoch_times(mcfg, dm_kwargs, cfg.augment, cfg.epochs)
-            if a:
-                r[f"harness_{cfg.augment}_epoch_s"] = min(a)
+        if cfg.time_augment:
+            r[f"harness_{cfg.time_augment}_epoch_s"] = min(augment_epoch_times(mcfg, dm_kwargs, cfg.time_augment, cfg.epochs))
         r["samples_per_s"] = {k.removesuffix("_epoch_s"): len(y) / v for k, v in r.items() if k.endswith("_epoch_s") and v}
         results["networks"][name] = r
         console.print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"})
