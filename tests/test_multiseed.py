@@ -58,3 +58,27 @@ def test_cnn_seeds_run_one_after_another(tmp_path, mnist_dir):
                     f"paths.output_dir={tmp_path}"]))
     assert [r["seed"] for r in out] == [1, 2] and all(r["vectorized_seeds"] == 1 for r in out)
     assert (tmp_path / "seed1" / "checkpoints" / "last.ckpt").is_file()
+
+
+@pytest.mark.parametrize("momentum", [0.0, 0.9])
+def test_stacked_step_equals_autograd_and_torch_sgd(momentum):
+    """The explicit backward + StackedSGD take the very step autograd + torch.optim.SGD would."""
+    from mnist_gen.multiseed import StackedMLP, StackedSGD, member_networks
+
+    torch.manual_seed(0)
+    ours = StackedMLP(member_networks("mlp", {"hidden": [16, 8]}, [0, 1, 2]))
+    ref = StackedMLP(member_networks("mlp", {"hidden": [16, 8]}, [0, 1, 2])).requires_grad_(True)
+    opt = StackedSGD(ours, lr=0.05, l2=1e-3, momentum=momentum)
+    ref_opt = torch.optim.SGD([{"params": list(ref.weights), "weight_decay": 2e-3},
+                               {"params": list(ref.biases), "weight_decay": 0.0}], lr=0.05, momentum=momentum)
+    for _ in range(3):
+        x, y = torch.randn(3, 32, 784), torch.randint(0, 10, (3, 32, 1))
+        acts = ours.activations(x)
+        logp = torch.log_softmax(acts[-1], -1)
+        opt.step(*ours.gradients(acts, logp.exp().scatter_add(-1, y, -torch.ones(3, 32, 1)) / 32))
+        ref_loss = torch.nn.functional.cross_entropy(ref(x).reshape(-1, 10), y.reshape(-1), reduction="none").reshape(3, -1).mean(1)
+        ref_opt.zero_grad()
+        ref_loss.sum().backward()
+        ref_opt.step()
+    for a, b in zip([*ours.weights, *ours.biases], [*ref.weights, *ref.biases], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
