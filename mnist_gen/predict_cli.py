@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mnist_like (default, configs/preprocess/mnist_like.yaml) or naive (the study's resize)")
     p.add_argument("--json", action="store_true", help="one JSON object per line and file (README.md, section predict.py)")
     p.add_argument("--no-views", action="store_true", help="do not save the 28×28 views")
+    p.add_argument("--trust-export", action="store_true",
+                   help="also load .pt2 exports (torch.export archives can run code when loaded: only your own)")
     return p
 
 
@@ -111,7 +113,7 @@ def collect_inputs(args: list[str]) -> tuple[list[Path], list[FileResult]]:
 # -- models ---------------------------------------------------------------------------------------
 
 
-def load_models(specs: list[str] | None) -> list[tuple[str, object]]:
+def load_models(specs: list[str] | None, trust_export: bool = False) -> list[tuple[str, object]]:
     """``(name, predictor)`` for every ``--model``; a folder of runs gives every model in it."""
     from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
 
@@ -124,7 +126,7 @@ def load_models(specs: list[str] | None) -> list[tuple[str, object]]:
         if not root.exists():
             raise UserError(f"--model {spec} does not exist; give a model file, a run directory or a folder of runs.")
         if root.is_file() or model_file(root) is not None:
-            loaded.append((load_predictor(root), root.name))
+            loaded.append((load_predictor(root, trust_export=trust_export), root.name))
             continue
         runs = [d for d in find_run_dirs(root) if model_file(d) is not None]
         if not runs:
@@ -132,7 +134,7 @@ def load_models(specs: list[str] | None) -> list[tuple[str, object]]:
         n_before = len(loaded)
         for run in runs:
             try:
-                loaded.append((load_predictor(run), str(run.relative_to(root))))
+                loaded.append((load_predictor(run, trust_export=trust_export), str(run.relative_to(root))))
             except UserError as e:  # one broken run must not hide the others
                 log.warning("skipping %s: %s", run, e)
         if len(loaded) == n_before:
@@ -240,7 +242,7 @@ def run(argv: list[str] | None = None) -> int:
     files, refused = collect_inputs(args.inputs)
     if not files and not refused:
         raise UserError(f"No files found in {', '.join(args.inputs)}; give image files or folders holding images.")
-    models = load_models(args.model)
+    models = load_models(args.model, trust_export=args.trust_export)
     out_dir = check_output_path(args.out, "--out") if args.out else (
         paths.PROJECT_ROOT / "outputs" / "predict" / time.strftime("%Y-%m-%d_%H-%M-%S"))
     views_dir = None if args.no_views else out_dir / "views"

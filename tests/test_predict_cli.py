@@ -90,6 +90,27 @@ def test_every_model_of_a_runs_folder_answers(tiny_run, photo_dir, tmp_path, cap
     assert recs[0]["probabilities"] == recs[1]["probabilities"]  # same weights, same answer
 
 
+def test_pt2_export_only_with_trust_export(tiny_run, photo_dir, tmp_path, capsys):
+    """A .pt2 can run code when loaded: refused in one sentence unless the user vouches for it."""
+    import torch
+
+    from mnist_gen.export import export_program
+    from mnist_gen.models.predictors import load_predictor
+    from mnist_gen.predict_cli import main
+
+    ckpt = load_predictor(tiny_run / "model.ckpt")
+    pt2 = export_program(ckpt.net, ckpt.mean, ckpt.std, tmp_path / "model.pt2")
+    args = [str(photo_dir / "7" / "a.jpg"), "--model", str(pt2), "--json", "--no-views", "--out", str(tmp_path / "o")]
+    assert main(args) == 2
+    assert "--trust-export" in capsys.readouterr().err
+    assert main([*args, "--trust-export"]) == 0
+    (rec,) = _lines(capsys.readouterr().out)
+    main([str(photo_dir / "7" / "a.jpg"), "--model", str(tiny_run / "model.ckpt"), "--json", "--no-views", "--out", str(tmp_path / "p")])
+    (ref,) = _lines(capsys.readouterr().out)
+    assert rec["prediction"] == ref["prediction"]
+    torch.testing.assert_close(torch.tensor(rec["probabilities"]), torch.tensor(ref["probabilities"]), atol=1e-5, rtol=0)
+
+
 def test_human_output_names_digit_and_bad_files(tiny_run, photo_dir, tmp_path, capsys):
     from mnist_gen.predict_cli import main
 

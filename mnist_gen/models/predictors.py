@@ -116,7 +116,8 @@ def load_predictor(path: str | Path, device: str = "cpu", trust_export: bool = F
         if not trust_export:
             raise UserError(
                 f"Refusing to load {path}: torch.export archives can run code when loaded (they contain pickles). "
-                "Evaluate the run's model.ckpt instead, or pass trust_export=true for an export you made yourself."
+                "Use the run's model.ckpt instead, or, for an export you made yourself, allow it "
+                "(evaluate.py trust_export=true, predict.py --trust-export)."
             )
         return ExportPredictor(path)
     if path.suffix == ".skops":
