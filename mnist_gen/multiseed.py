@@ -1,9 +1,11 @@
-"""Vectorized multi-seed training: N seeds of one MLP in one process, one SGD step for all.
+"""Vectorized multi-seed training: N seeds of one network in one process, one SGD step for all.
 
 The study's MLPs are bound by per-step overhead, not arithmetic (a 32×784 @ 784×64 matmul
 is microseconds; Python, dispatch and autograd bookkeeping are the rest), so stacking N
-seeds into one batched matmul costs little more than one seed. Generic ``torch.func.vmap``
-measured slower than this explicit ``baddbmm`` formulation (see README, speed section).
+seeds into one batched matmul costs little more than one seed (``StackedMLP``). Generic
+``torch.func.vmap`` measured slower than this explicit ``baddbmm`` formulation (README, speed).
+CNNs stack as grouped convolutions (``StackedCNN``): worth it on a GPU, where one seed leaves
+the device idle; on CPU they are arithmetic-bound and ``vectorize=auto`` runs them one by one.
 
 Each member is exactly one ordinary run:
 * its initial weights are those ``seed_everything(seed)`` + ``build_network`` give a single run;
@@ -39,6 +41,18 @@ from mnist_gen.report import write_atomic
 log = logging.getLogger(__name__)
 
 
+def _cross_entropy_grad(logits: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-member summed cross-entropy and d(mean loss)/d(logits) = (softmax − onehot) / B.
+
+    logits (K, B, 10), y (K, B, 1). Each member's loss is the mean over its own batch, as in a
+    single run; summing the members' losses keeps each member's gradient its own.
+    """
+    logp = torch.log_softmax(logits, -1)
+    loss_sums = -logp.gather(-1, y).sum((1, 2))
+    dlogits = logp.exp_().scatter_add_(-1, y, torch.full_like(y, -1, dtype=logp.dtype)).div_(y.shape[1])
+    return loss_sums, dlogits
+
+
 class StackedMLP(nn.Module):
     """K MLPs with identical shapes, evaluated together: x (K, B, 784) -> logits (K, B, 10)."""
 
@@ -52,7 +66,7 @@ class StackedMLP(nn.Module):
         self.biases = nn.ParameterList(
             [nn.Parameter(torch.stack([lin[i].bias.detach() for lin in linears]).unsqueeze(1).contiguous()) for i in range(len(linears[0]))]
         )
-        self.requires_grad_(False)  # trained by ``train_step``'s explicit backward, not autograd
+        self.requires_grad_(False)  # trained by the explicit backward in ``gradients``, not autograd
 
     def activations(self, x: torch.Tensor) -> list[torch.Tensor]:
         """[input, ReLU outputs of the hidden layers..., logits]."""
@@ -71,10 +85,10 @@ class StackedMLP(nn.Module):
 
         Written out rather than left to autograd: at batch 32 the matmuls are microseconds and
         autograd's per-node bookkeeping plus ``optimizer.step()``'s were a third of each step
-        (5 seeds of mlp_64_16: 1.0 s/epoch with autograd + torch.optim.SGD, 0.65 s like this).
+        (5 seeds of mlp_64_16: 1.0 s/epoch with autograd + torch.optim.SGD, 0.62 s like this).
         The operations are autograd's own: bmm with the transposed operand, and ReLU's backward
         ``threshold_backward(grad, relu_output, 0)``; ``tests/test_multiseed.py`` checks the result
-        against separate Lightning runs.
+        against autograd and against separate Lightning runs.
         """
         g = dlogits
         dws, dbs = [], []
@@ -85,6 +99,12 @@ class StackedMLP(nn.Module):
                 g = torch.ops.aten.threshold_backward(torch.bmm(g, self.weights[i].transpose(1, 2)), acts[i], 0)
         return dws[::-1], dbs[::-1]
 
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor):
+        """(logits, per-member loss sums, weight gradients, bias gradients) for one batch per member."""
+        acts = self.activations(x)
+        loss_sums, dlogits = _cross_entropy_grad(acts[-1], y)
+        return acts[-1], loss_sums, *self.gradients(acts, dlogits)
+
     def member_state_dict(self, k: int, template: nn.Sequential) -> dict[str, torch.Tensor]:
         """Member k's weights under the names of an ordinary ``nn.Sequential`` network."""
         names = [name for name, m in template.named_children() if isinstance(m, nn.Linear)]
@@ -93,6 +113,72 @@ class StackedMLP(nn.Module):
             state[f"{name}.weight"] = w[k].detach().t().contiguous().clone()
             state[f"{name}.bias"] = b[k, 0].detach().clone()
         return state
+
+
+class StackedCNN(nn.Module):
+    """K CNNs with identical shapes as one network: grouped convolutions (groups=K), then bmm.
+
+    Member k owns channel block k of every convolution (``groups=K`` keeps the blocks apart) and
+    slice k of the dense layer, so members never mix. Meant for GPUs, where one wide step keeps
+    the device busy; on CPU the CNNs are arithmetic-bound and seeds run one after another
+    (``multiseed.vectorize=auto``). Gradients come from autograd (convolutions are not
+    overhead-bound, so writing them out would buy nothing).
+    """
+
+    def __init__(self, members: list[nn.Sequential]):
+        super().__init__()
+        self.k = len(members)
+        self.layers = list(members[0])  # module types and order; parameters are the stacked ones below
+        convs = [[m for m in net if isinstance(m, nn.Conv2d)] for net in members]
+        dense = [[m for m in net if isinstance(m, nn.Linear)][0] for net in members]
+        self.weights = nn.ParameterList(
+            [nn.Parameter(torch.cat([c[i].weight.detach() for c in convs]).contiguous()) for i in range(len(convs[0]))]
+            + [nn.Parameter(torch.stack([d.weight.detach().t() for d in dense]).contiguous())]
+        )
+        self.biases = nn.ParameterList(
+            [nn.Parameter(torch.cat([c[i].bias.detach() for c in convs])) for i in range(len(convs[0]))]
+            + [nn.Parameter(torch.stack([d.bias.detach() for d in dense]).unsqueeze(1).contiguous())]
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k, b = x.shape[:2]
+        h = x.reshape(k, b, 28, 28).transpose(0, 1)  # (B, K·1, 28, 28): member k's image in channel k
+        i = 0
+        for layer in self.layers:
+            if isinstance(layer, nn.Conv2d):
+                h = F.conv2d(h, self.weights[i], self.biases[i], groups=k)
+                i += 1
+            elif isinstance(layer, nn.Flatten):
+                h = h.reshape(b, k, -1).transpose(0, 1)  # (K, B, C·H·W), each member's own CHW order
+            elif isinstance(layer, nn.Linear):
+                h = torch.baddbmm(self.biases[i], h, self.weights[i])
+            else:  # ReLU, Identity, PoolThenReLU: per channel, so per member
+                h = layer(h)
+        return h
+
+    def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor):
+        with torch.enable_grad():
+            logits = self(x)
+            logp = torch.log_softmax(logits, -1)
+            loss_sums = -logp.gather(-1, y).sum((1, 2))
+            grads = torch.autograd.grad(loss_sums.sum() / y.shape[1], [*self.weights, *self.biases])
+        n = len(self.weights)
+        return logits.detach(), loss_sums.detach(), list(grads[:n]), list(grads[n:])
+
+    def member_state_dict(self, k: int, template: nn.Sequential) -> dict[str, torch.Tensor]:
+        names = [name for name, m in template.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))]
+        state = {}
+        for name, w, b in zip(names[:-1], self.weights[:-1], self.biases[:-1], strict=True):
+            c = w.shape[0] // self.k
+            state[f"{name}.weight"] = w[k * c : (k + 1) * c].detach().clone()
+            state[f"{name}.bias"] = b[k * c : (k + 1) * c].detach().clone()
+        state[f"{names[-1]}.weight"] = self.weights[-1][k].detach().t().contiguous().clone()
+        state[f"{names[-1]}.bias"] = self.biases[-1][k, 0].detach().clone()
+        return state
+
+
+def stack_members(arch: str, members: list[nn.Sequential]) -> StackedMLP | StackedCNN:
+    return {"mlp": StackedMLP, "cnn": StackedCNN}[arch](members)
 
 
 def member_networks(arch: str, arch_kwargs: dict, seeds: list[int]) -> list[nn.Sequential]:
@@ -142,7 +228,7 @@ class StackedSGD:
 
 
 class MultiSeedTrainer:
-    """Train ``len(seeds)`` members of one MLP config on one DigitDataModule's arrays."""
+    """Train ``len(seeds)`` members of one network config on one DigitDataModule's arrays."""
 
     def __init__(self, arch: str, arch_kwargs: dict, seeds: list[int], lr: float, l2: float, momentum: float,
                  batch_size: int, device: str = "cpu"):
@@ -150,7 +236,7 @@ class MultiSeedTrainer:
         self.batch_size = batch_size
         self.device = torch.device(device)
         self.templates = member_networks(arch, arch_kwargs, self.seeds)
-        self.model = StackedMLP(self.templates).to(self.device)
+        self.model = stack_members(arch, self.templates).to(self.device)
         self.opt = StackedSGD(self.model, lr, l2, momentum)
         self.epoch = 0
         self.history: list[list[dict]] = [[] for _ in self.seeds]
@@ -176,14 +262,10 @@ class MultiSeedTrainer:
             b = idx.shape[1]
             xb = flat.index_select(0, idx.reshape(-1)).view(k, b, -1)  # (K, B, 784)
             yb = y.index_select(0, idx.reshape(-1)).view(k, b, 1)
-            acts = self.model.activations(xb)
-            logits = acts[-1]
+            logits, losses, dws, dbs = self.model.loss_and_grads(xb, yb)
+            self.opt.step(dws, dbs)
+            loss_sum += losses
             correct += (logits.argmax(-1, keepdim=True) == yb).sum((1, 2))
-            # Cross-entropy, each member's mean over its batch; its gradient is (softmax − onehot) / B.
-            logp = torch.log_softmax(logits, -1)
-            loss_sum -= logp.gather(-1, yb).sum((1, 2))
-            dlogits = logp.exp_().scatter_add_(-1, yb, torch.full_like(yb, -1, dtype=logp.dtype)).div_(b)
-            self.opt.step(*self.model.gradients(acts, dlogits))
         self.epoch += 1
         return loss_sum / n, correct / n
 

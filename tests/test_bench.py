@@ -15,7 +15,7 @@ def test_bench_writes_json_and_markdown(tmp_path, mnist_dir):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     r = json.loads((tmp_path / "bench.json").read_text())["networks"]["mlp_64_16"]
-    for key in ("plain_epoch_s", "harness_epoch_s", "vectorized1_epoch_s", "vectorized2_epoch_s"):
+    for key in ("plain_epoch_s", "harness_epoch_s", "vectorized1_epoch_s", "vectorized2_epoch_s", "sequential2_epoch_s"):
         assert r[key] > 0, key
     assert r["multiseed_path"] == "vectorized" and "keras_epoch_s" not in r
     assert "| mlp_64_16 |" in (tmp_path / "bench.md").read_text()

@@ -82,3 +82,18 @@ def test_stacked_step_equals_autograd_and_torch_sgd(momentum):
         ref_opt.step()
     for a, b in zip([*ours.weights, *ours.biases], [*ref.weights, *ref.biases], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_cnn_member_matches_a_separate_run(tmp_path, mnist_dir):
+    """Grouped-convolution stacking (the GPU path for CNNs), checked on CPU: member k = seed k alone."""
+    from mnist_gen.training import run
+
+    tiny = ["model=cnn_32", "data.max_train_samples=300", "trainer.max_epochs=2", "trainer.enable_progress_bar=false",
+            "eval_sets=[mnist_test]", "export=false", "galleries=false"]
+    out = run(_cfg([*tiny, "seeds=[0,3]", "multiseed.vectorize=always", f"paths.output_dir={tmp_path / 'vec'}"]))
+    assert [r["vectorized_seeds"] for r in out] == [2, 2]
+    run(_cfg([*tiny, "seed=3", f"paths.output_dir={tmp_path / 'single3'}"]))
+    vec, single = _weights(tmp_path / "vec" / "seed3"), _weights(tmp_path / "single3")
+    assert vec.keys() == single.keys()
+    for k in vec:
+        torch.testing.assert_close(vec[k], single[k], rtol=1e-4, atol=2e-5)
