@@ -97,3 +97,17 @@ def test_stacked_cnn_member_matches_a_separate_run(tmp_path, mnist_dir):
     assert vec.keys() == single.keys()
     for k in vec:
         torch.testing.assert_close(vec[k], single[k], rtol=1e-4, atol=2e-5)
+
+
+@pytest.mark.parametrize("overrides,stacked", [
+    (["model=mlp_64_16"], True),
+    (["model=cnn_32"], False),  # CPU: CNN seeds one after another (measured faster)
+    (["model=cnn_32", "trainer=gpu"], True),
+    (["model=cnn_32", "multiseed.vectorize=always"], True),
+    (["model=mlp_64_16", "multiseed.vectorize=never"], False),
+    (["model=mlp_64_16", "augment=robust"], False),  # augmented seeds train one by one
+])
+def test_auto_stacking_rule(overrides, stacked):
+    from mnist_gen.training import _vectorize
+
+    assert _vectorize(_cfg(overrides)) is stacked
