@@ -18,13 +18,6 @@ needs_shared = pytest.mark.skipif(
 )
 
 
-def _mnist_train():
-    if not (paths.data_dir() / "MNIST" / "raw" / "train-images-idx3-ubyte").exists():
-        pytest.skip("MNIST not downloaded; run the data download first")
-    from mnist_gen.data.mnist import load_mnist
-
-    return load_mnist(paths.data_dir())
-
 
 def _knn_correct(es: EvalSet, m) -> int:
     """A plain 3-NN on raw MNIST pixels: no model training, but sensitive to exactly the
@@ -103,8 +96,8 @@ def test_repo_handwritten_folder_loads():
 
 
 @needs_shared
-def test_seed_photos_preprocessed_vs_naive():
-    m = _mnist_train()
+def test_seed_photos_preprocessed_vs_naive(mnist):
+    m = mnist
     good = load_eval_set("seed_photos")
     bad = load_eval_set("seed_photos_naive")
     assert len(good) == len(bad) == 29 and not good.skipped and not bad.skipped

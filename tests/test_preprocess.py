@@ -168,25 +168,15 @@ def test_inverted_polarity(reference_digit):
     _check_digit(to_mnist(inverted), reference_digit)
 
 
-def test_mnist_digits_are_nearly_fixed_points():
+def test_mnist_digits_are_nearly_fixed_points(mnist):
     # A 28×28 bright-on-black MNIST array is already MNIST-like: polarity detection must not
     # invert it, and ruled-line removal must not eat its long straight strokes.
-    xs, _ = _mnist_test_digits(12)
+    xs = mnist["x_test"][:12]
     corr = [_corr(to_mnist(x).digit, normalize_digit(x)) for x in xs]
     assert np.median(corr) > 0.93 and min(corr) > 0.7, corr
 
 
 # ------------------------------------------------------------------ a realistic synthetic photo
-
-
-def _mnist_test_digits(n):
-    raw = paths.data_dir() / "MNIST" / "raw"
-    if not (raw / "t10k-images-idx3-ubyte").exists():
-        pytest.skip(f"MNIST not found under {raw}; run the data download first")
-    from mnist_gen.data.mnist import load_mnist
-
-    m = load_mnist(paths.data_dir())
-    return m["x_test"][:n], m["y_test"][:n]
 
 
 def _synthetic_photo(src: np.ndarray, path: Path, seed: int) -> None:
@@ -209,8 +199,8 @@ def _synthetic_photo(src: np.ndarray, path: Path, seed: int) -> None:
     rgb.transpose(Image.Transpose.ROTATE_90).save(path, quality=90, exif=exif)
 
 
-def test_synthetic_photo_maps_back_to_source(tmp_path):
-    xs, _ = _mnist_test_digits(8)
+def test_synthetic_photo_maps_back_to_source(tmp_path, mnist):
+    xs = mnist["x_test"][:8]
     for i, src in enumerate(xs):
         f = tmp_path / f"photo{i}.jpg"
         _synthetic_photo(src, f, i)
