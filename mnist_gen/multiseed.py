@@ -157,13 +157,13 @@ class StackedCNN(nn.Module):
         return h
 
     def loss_and_grads(self, x: torch.Tensor, y: torch.Tensor):
+        """As ``StackedMLP.loss_and_grads``; autograd carries ``dlogits`` back through the network."""
         with torch.enable_grad():
             logits = self(x)
-            logp = torch.log_softmax(logits, -1)
-            loss_sums = -logp.gather(-1, y).sum((1, 2))
-            grads = torch.autograd.grad(loss_sums.sum() / y.shape[1], [*self.weights, *self.biases])
+            loss_sums, dlogits = _cross_entropy_grad(logits.detach(), y)
+            grads = torch.autograd.grad(logits, [*self.weights, *self.biases], dlogits)
         n = len(self.weights)
-        return logits.detach(), loss_sums.detach(), list(grads[:n]), list(grads[n:])
+        return logits.detach(), loss_sums, list(grads[:n]), list(grads[n:])
 
     def member_state_dict(self, k: int, template: nn.Sequential) -> dict[str, torch.Tensor]:
         names = [name for name, m in template.named_children() if isinstance(m, (nn.Conv2d, nn.Linear))]
