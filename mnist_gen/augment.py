@@ -34,9 +34,9 @@ from mnist_gen.paths import PROJECT_ROOT
 
 CONFIG_DIR = PROJECT_ROOT / "configs" / "augment"
 
-#: Op order: pen (thickness) → paper geometry (affine + elastic, one resampling) → camera/scan
+#: Op order: how the digit was framed and digitised (reframe) → pen (thickness) → paper geometry (affine + elastic, one resampling) → camera/scan
 #: (blur, lines) → exposure (contrast/gamma) → sensor (noise).
-OPS = ("thickness", "affine", "elastic", "blur", "lines", "contrast", "noise")
+OPS = ("reframe", "thickness", "affine", "elastic", "blur", "lines", "contrast", "noise")
 
 
 # -- random helpers -------------------------------------------------------------------------------
@@ -155,6 +155,68 @@ def warp(x: torch.Tensor, theta: torch.Tensor | None = None, field: torch.Tensor
     return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
+def _ink_boxes(x: torch.Tensor, level: float = 0.2) -> torch.Tensor:
+    """(n, 4) ink bounding boxes (y0, y1, x0, x1), inclusive pixel indices; the whole image when empty."""
+    n, _, h, w = x.shape
+    rows = x[:, 0].amax(2) > level
+    cols = x[:, 0].amax(1) > level
+    empty = ~rows.any(1)
+    y0 = rows.int().argmax(1)
+    y1 = h - 1 - rows.flip(1).int().argmax(1)
+    x0 = cols.int().argmax(1)
+    x1 = w - 1 - cols.flip(1).int().argmax(1)
+    box = torch.stack([y0, y1, x0, x1], 1)
+    full = torch.tensor([0, h - 1, 0, w - 1], device=x.device)
+    return torch.where(empty[:, None], full, box)
+
+
+def reframe(x: torch.Tensor, g: torch.Generator, p_stretch: float = 0.15, p_lowres: float = 0.15,
+            sizes=(8, 10, 12, 16), p_binary: float = 0.5, box: int = 20) -> torch.Tensor:
+    """Digits framed and digitised as other collections do it, on random subsets.
+
+    Why: MNIST fits each digit into a 20-px box keeping its aspect ratio, from 8-bit scans.
+    Other collections stretch the digit to fill a square box (narrow 1s become wide), store
+    it at 8–16 px, or as black and white. What such a digit looks like after this project's
+    preprocessing is the same digit, stretched or blocky; these two ops make it:
+    * stretch: the ink's box is stretched to fill the ``box``-px square (one resampling);
+    * low resolution: the digit's box is reduced to ``s`` px (``s`` from ``sizes``; area
+      average), with probability ``p_binary`` thresholded to black and white, and enlarged
+      back (bilinear), its strongest ink rescaled to full.
+    """
+    n, _, h, w = x.shape
+    dev = x.device
+    stretch = _chosen(g, n, p_stretch, dev)
+    lowres = _chosen(g, n, p_lowres, dev)
+    size_idx = torch.randint(len(sizes), (n,), generator=g, device=dev)
+    binary = _chosen(g, n, p_binary, dev)
+    out = x
+    if stretch.any():
+        b = _ink_boxes(x).to(x.dtype)
+        # pixel edges -> [-1, 1] (align_corners=False): left edge of column i is 2i/w - 1
+        top, bottom = 2 * b[:, 0] / h - 1, 2 * (b[:, 1] + 1) / h - 1
+        left, right = 2 * b[:, 2] / w - 1, 2 * (b[:, 3] + 1) / w - 1
+        half = box / w  # the box's half-width in [-1, 1] units
+        theta = torch.zeros(n, 2, 3, device=dev, dtype=x.dtype)
+        theta[:, 0, 0], theta[:, 0, 2] = (right - left) / 2 / half, (right + left) / 2
+        theta[:, 1, 1], theta[:, 1, 2] = (bottom - top) / 2 / half, (bottom + top) / 2
+        out = torch.where(_per_sample(stretch), warp(x, theta), x)
+    if lowres.any():
+        low = out
+        for i, s in enumerate(sizes):
+            sel = lowres & (size_idx == i)
+            if not sel.any():
+                continue
+            r = max(2, round(h * s / box))  # the digit's box at s px, so the image at r px
+            small = F.interpolate(out[sel], size=(r, r), mode="area")
+            peak = small.amax((2, 3), keepdim=True).clamp_min(1e-6)
+            small = torch.where(_per_sample(binary[sel]), (small > 0.5 * peak).to(small.dtype), small / peak)
+            big = F.interpolate(small, size=(h, w), mode="bilinear", align_corners=False)
+            big = big / big.amax((2, 3), keepdim=True).clamp_min(1e-6)
+            low = low.index_put((sel.nonzero()[:, 0],), big)
+        out = low
+    return out
+
+
 def stroke_thickness(x: torch.Tensor, g: torch.Generator, p_thicken: float = 0.2, p_thin: float = 0.15,
                      strength=(0.3, 1.0)) -> torch.Tensor:
     """Thicken (grey dilation) or thin (grey erosion) strokes on a random subset.
@@ -246,18 +308,24 @@ def _opts(cfg: Mapping, key: str) -> dict | None:
     return dict(node) if node else None
 
 
+#: Applied by the DataModule to whole training digits before the ops above: it needs each
+#: digit's label (``mnist_gen/data/styles.py``).
+DATA_OPS = ("styles",)
+
+
 def is_identity(cfg: Mapping | None) -> bool:
     """True when the config applies no op (``augment=none``): training data stays bit-for-bit MNIST."""
-    return not cfg or not any(cfg.get(op) for op in OPS)
+    return not cfg or not any(cfg.get(op) for op in OPS + DATA_OPS)
 
 
 def check_config(cfg: Mapping | None) -> None:
     """Unknown keys are typos that would silently disable an op; reject them."""
     if not cfg:
         return
-    unknown = set(cfg) - set(OPS) - {"name"}
+    unknown = set(cfg) - set(OPS) - set(DATA_OPS) - {"name"}
     if unknown:
-        raise UserError(f"unknown augmentation op(s) {sorted(unknown)} in the augment config; valid: {', '.join(OPS)}.")
+        raise UserError(f"unknown augmentation op(s) {sorted(unknown)} in the augment config; "
+                        f"valid: {', '.join(OPS + DATA_OPS)}.")
 
 
 def load_config(augment: str | Mapping | None) -> dict | None:
@@ -284,6 +352,8 @@ def augment_pixels(p: torch.Tensor, cfg: Mapping, g: torch.Generator) -> torch.T
         return p
     x = p.float()
     n, size = x.shape[0], x.shape[-1]
+    if (o := _opts(cfg, "reframe")) is not None:
+        x = reframe(x, g, **o)
     if (o := _opts(cfg, "thickness")) is not None:
         x = stroke_thickness(x, g, **o)
     theta = affine_theta(g, n, size, x.device, **o) if (o := _opts(cfg, "affine")) is not None else None

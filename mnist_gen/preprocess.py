@@ -38,21 +38,28 @@ class PreprocessConfig:
     exif_transpose: bool = True  # phones store photos sideways and record the rotation in EXIF
     max_load_side: int = 2048  # huge files are reduced while decoding (JPEG draft / reduce)
     work_size: int = 640  # longest side the photo is analysed at
-    min_work_size: int = 112  # tiny inputs (e.g. a 28×28 array) are enlarged to this first
-    background_frac: float = 0.12  # closing window for the paper estimate, × longest side
+    min_work_size: int = 112  # tiny inputs (a 16×16 scan, a 28×28 array) are enlarged to this first
     smooth_sigma: float = 1.0  # px at work size; averages away paper grain and sensor noise
-    min_contrast: float = 0.15  # ink must be this much darker than the paper (relative)
-    threshold_frac: float = 0.4  # threshold = max(min_contrast, frac × strong-ink level)
-    line_frac: float = 0.5  # straight runs longer than this × image side are ruled lines
+    frame_frac: float = 0.06  # the frame the paper is fitted to: this × the image side from each edge
+    max_frame_ink: float = 0.4  # more of the frame than this off the paper: it is mixed, topology decides
+    min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
+    min_grain: float = 0.008  # floor of the paper's grain, 2 of 255 levels (a synthetic image has none)
+    min_grain_frac: float = 0.02  # and at least this × the image's range (JPEG's flat blocks hide the grain)
+    background_frac: float = 0.12  # the paper closing is at least this × longest side wide
+    min_paper: float = 0.1  # ink darkness is relative to the paper, which counts as at least this bright
+    snr: float = 5.0  # ink must be this many × the paper's grain darker than the paper
+    min_peak_snr: float = 6.0  # the strongest ink must reach this × the grain, else nothing is there
+    min_contrast: float = 0.03  # and at least this much darker (relative), whatever the grain
+    threshold_frac: float = 0.4  # threshold is at least this × the strongest ink (a stroke's halo is not ink)
+    line_frac: float = 0.5  # straight runs longer than this × image side may be ruled lines ...
+    line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink
     line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on
-    speck_frac: float = 0.002  # components smaller than this × image area are specks
+    speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
-    max_ink_frac: float = 0.35  # more ink than this × image area is not a digit on paper
-    max_background_noise: float = 0.05  # robust spread of the background; above it the image is noise
     max_loops: int = 3  # a digit has at most two loops (8); a tangle with more is noise or texture
     min_digit_ink_share: float = 0.35  # the chosen digit holds at least this share of all ink
     group_margin: float = 0.35  # pieces within this × digit size of the main stroke belong to it
-    edge_penalty: float = 0.05  # weight of components hugging the border (page edges, shadows)
+    edge_penalty: float = 0.05  # weight of marks hugging the frame (page edges, shadows) when others do not
     stroke_ratio: float | None = 0.12  # stroke width / box side; MNIST: median 0.135, IQR 0.117–0.157
     stroke_tolerance: float = 0.25  # leave strokes alone within ±25 % of the target
     stroke_max_thicken: float = 3.0  # at most this × current width is added (hairlines → MNIST pen)
@@ -129,7 +136,7 @@ def load_image(path, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarra
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                im = _decode_reduced(im, cfg.max_load_side)
+                im = _decode_reduced(im, cfg.max_load_side, _draft_side(cfg))
                 if cfg.exif_transpose:
                     im = exif_transpose(im)
                 return pil_to_gray(im)
@@ -145,15 +152,23 @@ def load_image(path, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarra
         ) from e
 
 
-def _decode_reduced(im: Image.Image, max_side: int) -> Image.Image:
-    """Decode only the first frame, at reduced size when the file is huge.
+def _draft_side(cfg: PreprocessConfig) -> int | None:
+    """The MNIST-like pipeline analyses at ``work_size``: a JPEG need not be decoded larger.
+    (The study's naive conversion keeps its own decoding, so its table does not move.)"""
+    return cfg.work_size if cfg.method == "mnist_like" else None
 
-    ``draft`` lets libjpeg decode directly at 1/2, 1/4 or 1/8 scale (memory and time
-    fall with it); other formats are decoded fully and box-reduced at once.
+
+def _decode_reduced(im: Image.Image, max_side: int, draft_side: int | None = None) -> Image.Image:
+    """Decode only the first frame, at reduced size when the file is large.
+
+    ``draft`` lets libjpeg decode directly at 1/2, 1/4 or 1/8 scale, the smallest that keeps
+    ``draft_side`` (default ``max_side``) px: memory and time fall with it. Anything still
+    larger than ``max_side`` (other formats) is box-reduced at once.
     """
     im.seek(0)  # animated GIF/WebP/TIFF: the first frame is the photo
-    if im.format == "JPEG" and max(im.size) > max_side:
-        im.draft(im.mode, (max_side, max_side))
+    draft_side = min(draft_side or max_side, max_side)
+    if im.format == "JPEG" and max(im.size) > draft_side:
+        im.draft(im.mode, (draft_side, draft_side))
     im.load()
     factor = int(np.ceil(max(im.size) / max_side))
     if factor > 1:
@@ -242,7 +257,7 @@ def _as_gray(image, cfg: PreprocessConfig) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_image(image, cfg)
     if isinstance(image, Image.Image):
-        im = _decode_reduced(image, cfg.max_load_side)
+        im = _decode_reduced(image, cfg.max_load_side, _draft_side(cfg))
         return pil_to_gray(exif_transpose(im) if cfg.exif_transpose else im)
     return array_to_gray(image)
 
@@ -280,47 +295,238 @@ def _disk(radius: float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- pipeline steps
+#
+# One mechanism for every framing. A digit image is paper (a smooth surface: even, shaded or
+# lit from one side) plus ink (thin strokes darker, or lighter, than the paper). The paper is
+# estimated first, robustly, with no assumption about how much of the image it covers; the ink
+# is whatever stands out from it by more than the paper's own grain; the digit is the ink
+# that forms strokes. Nothing below assumes a margin, a size, a polarity or a contrast.
 
 
-def detect_polarity(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[bool, float]:
-    """(True if the ink is darker than its background, robust noise level of the background).
+def _coarse(gray: np.ndarray, side: int = 48) -> np.ndarray:
+    h, w = gray.shape
+    k = side / max(h, w)
+    if k >= 1:
+        return gray
+    return _resize(gray, (max(2, round(h * k)), max(2, round(w * k))), Image.Resampling.BOX)
 
-    Paper is the majority of any digit photo, so a large-window median follows the paper
-    (and the lighting) whatever the polarity; the ink is the heavy tail of the residual on
-    one side. Comparing the two tails' mass handles pen on paper and chalk on a board
-    (or an MNIST array passed in directly) alike. The residual's robust spread measures
-    how grainy the background is: pure noise has no quiet paper at all.
-    """
-    g = ndi.gaussian_filter(gray, cfg.smooth_sigma)
-    step = max(1, max(g.shape) // 64)
-    coarse = g[::step, ::step]
-    bg = ndi.median_filter(coarse, size=max(3, int(max(coarse.shape) * 0.3) | 1), mode="nearest")
-    bg = ndi.zoom(bg, (g.shape[0] / bg.shape[0], g.shape[1] / bg.shape[1]), order=1, mode="nearest")[
-        : g.shape[0], : g.shape[1]
+
+def _plane_basis(h: int, w: int) -> np.ndarray:
+    y = np.linspace(-0.5, 0.5, h)[:, None] * np.ones((1, w))
+    x = np.ones((h, 1)) * np.linspace(-0.5, 0.5, w)[None, :]
+    return np.stack([np.ones_like(x), x, y], -1).reshape(-1, 3)
+
+
+@dataclass
+class Paper:
+    """The paper: a smooth surface, its grain, and which way the ink departs from it."""
+
+    coef: np.ndarray  # plane over [-0.5, 0.5]², in the image's own grey levels
+    grain: float  # robust std of the paper around its surface, at the resolution it was fitted
+    dark_ink: bool  # the ink is darker than the paper (pen on paper), else lighter (chalk, MNIST arrays)
+
+    def surface(self, shape: tuple[int, int]) -> np.ndarray:
+        a0, ax, ay = self.coef
+        y = np.linspace(-0.5, 0.5, shape[0], dtype=np.float32)[:, None]
+        x = np.linspace(-0.5, 0.5, shape[1], dtype=np.float32)[None, :]
+        return (np.float32(a0) + np.float32(ax) * x + np.float32(ay) * y).astype(np.float32)
+
+
+def frame_mask(shape: tuple[int, int], frac: float) -> np.ndarray:
+    """The ring of pixels within ``frac`` of the image side from its edges (at least one pixel)."""
+    k = max(1, int(round(frac * max(shape))))
+    ring = np.zeros(shape, bool)
+    ring[:k], ring[-k:], ring[:, :k], ring[:, -k:] = True, True, True, True
+    return ring
+
+
+def _half_sample_mode(x: np.ndarray) -> float:
+    """The densest value: keep the shortest half of the sorted values until a few remain
+    (Bickel & Frühwirth 2006). Robust to anything outside the densest cluster."""
+    s = np.sort(np.asarray(x, np.float64).ravel())
+    while len(s) > 3:
+        h = (len(s) + 1) // 2
+        i = int(np.argmin(s[h - 1 :] - s[: len(s) - h + 1]))
+        s = s[i : i + h]
+    return float(np.median(s))
+
+
+def _paper_level(x: np.ndarray) -> tuple[float, float]:
+    """(level, spread as a normal's σ) of the densest cluster of values: the half-sample mode,
+    and the lower quartile of the distances to it (0.3186 σ for a normal), which strokes on up
+    to half of the values do not move."""
+    level = _half_sample_mode(x)
+    return level, float(np.quantile(np.abs(x - level), 0.25)) / 0.3186
+
+
+def _lts_plane(basis: np.ndarray, z: np.ndarray, starts: int = 4) -> tuple[np.ndarray, float]:
+    """Least-trimmed-squares plane: the plane fitting the best half of the points, and the
+    spread of that half as a normal's σ. Tolerates anything in the other half, on either
+    side (FAST-LTS, Rousseeuw & Van Driessen 2006: random starts, concentration steps)."""
+    n = len(z)
+    h = n // 2 + 1
+    rng = np.random.default_rng(0)  # deterministic: the same image always gives the same paper
+    best, best_obj = np.array([np.median(z), 0.0, 0.0]), np.inf
+    inits = [best] + [
+        np.linalg.lstsq(basis[i], z[i], rcond=None)[0] for i in (rng.choice(n, 3, replace=False) for _ in range(starts))
     ]
-    r = g - bg
-    sigma = 1.4826 * np.median(np.abs(r - np.median(r))) + 1e-3
-    dark = np.clip(-r - 4 * sigma, 0, None).sum()
-    light = np.clip(r - 4 * sigma, 0, None).sum()
-    return bool(dark >= light), float(sigma)
+    for coef in inits:
+        for _ in range(6):
+            r2 = (z - basis @ coef) ** 2
+            keep = np.argpartition(r2, h - 1)[:h]
+            coef = np.linalg.lstsq(basis[keep], z[keep], rcond=None)[0]
+        obj = float(np.sort((z - basis @ coef) ** 2)[:h].sum())
+        if obj < best_obj:
+            best, best_obj = coef, obj
+    # A normal's central half (|z| < 0.6745) has mean square 0.1426 σ².
+    return best, float(np.sqrt(best_obj / h / 0.1426))
 
 
-def flatten_illumination(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Relative ink darkness in [0, 1], with uneven light and soft shadows divided out.
+def _otsu(x: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold (written here: ten lines, not worth scikit-image as a dependency)."""
+    hist, edges = np.histogram(x, bins=bins)
+    mids = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * mids) / np.maximum(w0, 1)
+    m1 = (np.sum(hist * mids) - np.cumsum(hist * mids)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(mids[int(np.argmax(between[:-1]))])
 
-    The paper's brightness is estimated by a grey closing (a rolling "lid" wider than any
-    stroke lifts the dark ink away, leaving the paper), then smoothed. Dividing by it
-    turns a strong gradient (``sydney/``) or a shadow into a flat page, which a fixed
-    threshold on the raw photo — the study's — cannot cope with.
+
+def _fewer_pieces_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """Split the image in two at Otsu's threshold; True when the dark class has fewer pieces
+    (8-connected, specks ignored), i.e. is the ink. A tie goes to dark ink, the common case."""
+    dark = c < _otsu(c)
+    min_size = max(2, int(cfg.speck_frac * c.size))
+
+    def pieces(m: np.ndarray) -> int:
+        lab, n = ndi.label(m, structure=np.ones((3, 3)))
+        return int((np.bincount(lab.ravel(), minlength=n + 1)[1:] >= min_size).sum())
+
+    return pieces(dark) <= pieces(~dark)
+
+
+def find_paper(gray: np.ndarray, cfg: PreprocessConfig) -> Paper:
+    """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
+
+    The one assumption about framing: **the paper owns the frame**. With any margin the frame
+    is all paper; in a crop tight to the ink, strokes touch it, but along less than half of
+    it (MNIST's training digits cropped to their ink at 0 px: the frame is ink for a median
+    21 % of its length, and for more than half in 1 % of digits, nearly all near-vertical 1s).
+    Inside, the ink may cover any share of the image.
+
+    The surface is a plane, fitted to the frame's pixels by least trimmed squares (the best
+    half of the frame decides; the strokes that touch it are ignored): it follows light
+    falling from one side across a page and can follow no stroke; softer shading is divided
+    out later (``flatten_illumination``). It is fitted on the image as given (box-reduced when
+    large), before any enlarging blurs the strokes into the frame. The ink's polarity is the
+    side on which the image departs from the plane by more: pen on paper, chalk on a board, an
+    MNIST array (bright ink on black) and an inverted scan all come out right.
     """
-    g = ndi.gaussian_filter(gray, cfg.smooth_sigma)
-    k = max(3, int(round(cfg.background_frac * max(g.shape))))
-    paper = ndi.grey_closing(g, size=(k, k), mode="nearest")
-    paper = ndi.uniform_filter(paper, size=k, mode="nearest")
-    paper = np.maximum(paper, g)
-    # The floor keeps a dark "paper" (a dim photo, or a blank page read with the wrong
-    # polarity) from blowing its grain up into full-contrast ink.
-    return np.clip((paper - g) / np.maximum(paper, 0.5), 0, 1).astype(np.float32)
+    c = _coarse(gray)
+    ring = frame_mask(c.shape, cfg.frame_frac).reshape(-1)
+    basis = _plane_basis(*c.shape)
+    z = c.reshape(-1).astype(np.float64)
+    zr = z[ring]
+    level, scale = _paper_level(zr)
+    coef = np.array([level, 0.0, 0.0])
+    if max(c.shape) >= cfg.min_plane_side:
+        plane, plane_scale = _lts_plane(basis[ring], zr)
+        if plane_scale < 0.5 * scale:
+            # Light from one side of a page: a tilted plane fits the frame far better than a
+            # flat paper. Only then, and only on images large enough to show lighting, or it
+            # could lean across a tight crop through paper on one side and ink on the other.
+            coef, scale = plane, plane_scale
+    # Floors: 8-bit levels and JPEG's flat blocks can make the measured grain 0; a paper is
+    # never smoother than ``min_grain``, nor than ``min_grain_frac`` of the image's range.
+    span = float(np.percentile(z, 99.5) - np.percentile(z, 0.5))
+    scale = max(scale, cfg.min_grain, cfg.min_grain_frac * span)
+    r = z - basis @ coef
+    if (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink:
+        # The frame is mixed: thick strokes run along nearly half of it or more (a tight crop of
+        # a bold digit), and it cannot tell paper from ink. Then topology decides: a digit's ink
+        # is one connected stroke (or a few pieces), while the paper it cuts through falls
+        # apart into corners and holes. The class with fewer pieces is the ink; the paper's
+        # level is the frame's top decile on its side.
+        dark_ink = _fewer_pieces_is_dark(c, cfg)
+        side = np.percentile(zr, 90 if dark_ink else 10)
+        paper_px = zr[(zr >= _otsu(c)) == dark_ink]
+        spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
+        return Paper(np.array([side, 0.0, 0.0]), max(spread, cfg.min_grain), dark_ink)
+    # Count only clear departures: beyond the grain, and beyond a third of the strongest one
+    # (a paper's texture, whose grain a JPEG's flat blocks hide, is not ink).
+    t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
+    dark = float(np.clip(-r - t, 0, None).sum())
+    light = float(np.clip(r - t, 0, None).sum())
+    return Paper(coef, scale, dark >= light)
+
+
+def stroke_width(img: np.ndarray, level: float = 0.5) -> float:
+    """Mean stroke width in px: 2 × area / boundary length (a thin stroke of width w and
+    length L has area wL and two edges of length L)."""
+    m = img > level
+    if not m.any():
+        return 0.0
+    boundary = m & ~ndi.binary_erosion(m)
+    return 2.0 * m.sum() / max(1, boundary.sum())
+
+
+def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:
+    """Grey closing of width ``k``, smoothed, never below ``g``: the paper with the strokes lifted off.
+
+    Computed on a max-pooled copy (the lid is smooth at the scale of ``k``, and pooling by the
+    maximum never lowers it below a stroke's paper), then enlarged: the same result for a
+    fraction of the cost of a wide closing at full resolution.
+    """
+    f = max(1, k // 8)
+    h, w = g.shape
+    if f > 1:
+        ph, pw = -h % f, -w % f
+        small = np.pad(g, ((0, ph), (0, pw)), mode="edge").reshape((h + ph) // f, f, (w + pw) // f, f).max(axis=(1, 3))
+    else:
+        small = g
+    kk = max(3, int(round(k / f)))
+    lid = ndi.grey_closing(small, size=(kk, kk), mode="nearest")
+    lid = ndi.uniform_filter(lid, size=kk, mode="nearest")
+    if f > 1:
+        lid = _resize(lid, (small.shape[0] * f, small.shape[1] * f), Image.Resampling.BILINEAR)[:h, :w]
+    return np.maximum(lid, g)
+
+
+def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
+    """(relative ink darkness in [0, 1], lighting and shadows divided out; grain in the same units).
+
+    ``g`` is the smoothed image turned to dark ink. The paper's brightness: a grey closing (a
+    rolling "lid" wider than any stroke lifts the ink away and leaves the paper), smoothed.
+    The lid must be wider than the strokes, a property of the digit, not of the image: 3 × the
+    stroke width of the ink the paper surface leaves, and at least ``background_frac`` of the
+    image (so a photo's paper texture is not taken for lighting). Dividing by the paper turns a
+    gradient (``sydney/``) or a shadow into a flat page.
+    """
+    surface = paper.surface(g.shape)
+    if not paper.dark_ink:
+        surface = 1.0 - surface
+    above = surface - g  # ink positive
+    rough = above > 0.5 * float(np.percentile(above, 99.5))  # stroke cores
+    width = stroke_width(rough)
+    k = int(round(max(cfg.background_frac * max(g.shape), 3 * width, 3)))
+    lid = _paper_lid(g, k)
+    # Relative to the paper (lighting multiplies); the floor keeps a near-black "paper" from
+    # turning its grain into full-contrast ink.
+    level = np.maximum(lid, cfg.min_paper)
+    ink = (lid - g) / level
+    # The paper's own level and grain in this map, measured well away from the strokes (the lid
+    # rides on the top of the grain, so bare paper is not exactly 0). A crop too tight to leave
+    # bare paper uses the frame's grain from find_paper.
+    clear = ~ndi.binary_dilation(rough, iterations=int(np.ceil(width)) + 2)
+    if clear.sum() >= 64:
+        v = ink[clear]
+        base = float(np.median(v))
+        grain = float(1.4826 * np.median(np.abs(v - base)))
+    else:
+        base, grain = 0.0, paper.grain / float(np.median(level))
+    return np.clip(ink - base, 0, 1).astype(np.float32), max(grain, cfg.min_grain)
 
 
 def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray:
@@ -333,57 +539,81 @@ def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray
     return fp.T if vertical else fp
 
 
-def remove_lines(ink: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Erase ruled/squared-paper lines and straight page edges; return (ink, line mask).
+def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Mask of ruled/squared-paper lines and straight page edges to erase.
 
-    A grey opening with a long, thin line keeps only straight runs longer than
-    ``line_frac`` of the image — no digit stroke is that long and straight, every rule on
-    lined paper is. It runs on a 4× max-pooled copy, so it is cheap even at several
-    angles. Only pixels that are also thin across the line are erased: where a pen stroke
-    crosses a rule, its run across the rule is long, so the digit is not cut in two.
+    Candidates: straight runs of ink longer than ``line_frac`` of the image (an opening with a
+    long thin line, on a max-pooled copy about 80 px wide, at a few angles), thin across. A candidate is
+    erased only when it is much longer than the digit left without it
+    (``line_over_digit`` × the rest of the ink's extent): a rule crosses the whole page, a
+    7's bar or a 1's stem in a tight crop is as long as the digit and stays. Where a pen
+    stroke crosses a rule its run across the rule is long, so the digit is not cut in two.
     """
-    if not cfg.line_frac or cfg.line_frac <= 0:
-        return ink, np.zeros(ink.shape, bool)
-    f = 4
     h, w = ink.shape
+    none = np.zeros(ink.shape, bool)
+    if not cfg.line_frac or cfg.line_frac <= 0:
+        return none
+    f = max(1, max(h, w) // 80)  # lines survive max-pooling; about 80 px is enough to see them
     ph, pw = -h % f, -w % f
-    small = np.pad(ink, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).max(axis=(1, 3))
+    small = np.pad(mask, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).any(axis=(1, 3))
     across = max(5, int(round(0.015 * max(h, w))))
-    mask = np.zeros(ink.shape, bool)
+    lines = none.copy()
     for vertical in (False, True):
         length = int(cfg.line_frac * (small.shape[0] if vertical else small.shape[1]))
-        if length < 8:
-            continue
-        lines = np.zeros_like(small)
+        if length < 8 or _extent(small, 0 if vertical else 1) < length:
+            continue  # no ink runs that far: no line (most photos stop here)
+        coarse = np.zeros_like(small)
         for ang in cfg.line_angles:
-            lines = np.maximum(
-                lines, ndi.grey_opening(small, footprint=_line_footprint(length, ang, vertical))
-            )
-        coarse = lines > cfg.min_contrast * 0.5
+            coarse |= ndi.binary_opening(small, structure=_line_footprint(length, ang, vertical))
         if not coarse.any():
             continue
         coarse = np.repeat(np.repeat(ndi.binary_dilation(coarse), f, 0), f, 1)[:h, :w]
         thin = ink - ndi.grey_opening(ink, size=(1, across) if vertical else (across, 1))
-        # A rule vanishes under the opening; the top of a thick stroke only loses a little.
-        mask |= coarse & (thin > np.maximum(0.6 * ink, cfg.min_contrast * 0.5))
-    if not mask.any():
-        return ink, mask
-    mask = ndi.binary_dilation(mask) & (ink > 0)
-    return np.where(mask, 0, ink).astype(np.float32), mask
+        cand = coarse & mask & (thin > 0.6 * ink)
+        if not cand.any():
+            continue
+        rest = mask & ~ndi.binary_dilation(cand, iterations=2)
+        rest = _drop_specks(rest, cfg)
+        axis = 0 if vertical else 1
+        extent = _extent(rest, axis)
+        lab, n = ndi.label(cand, structure=np.ones((3, 3)))
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            run = sl[axis].stop - sl[axis].start
+            if run >= cfg.line_over_digit * max(extent, 1):
+                lines |= lab == i
+    if lines.any():
+        lines = ndi.binary_dilation(lines) & (ink > 0)
+    return lines
 
 
-def threshold_soft(ink: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(binary mask, soft ink) — the mask finds components, the soft map keeps grey edges.
+def _extent(mask: np.ndarray, axis: int) -> int:
+    idx = np.nonzero(mask.any(axis=1 - axis))[0]
+    return int(idx[-1] - idx[0] + 1) if len(idx) else 0
 
-    MNIST's strokes have anti-aliased grey borders; a hard 0/255 threshold (the study's)
-    throws them away. The threshold is relative to the strongest ink, with an absolute
-    floor so that a blank page's grain never becomes a digit.
+
+def _drop_specks(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = area >= max(4.0, cfg.speck_frac * area[1:].max())
+    keep[0] = False
+    return keep[lab]
+
+
+def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(binary mask, soft ink): the mask finds components, the soft map keeps grey edges.
+
+    The threshold is the larger of ``snr`` × the paper's grain (ink must stand out from the
+    paper's own noise: on clean low-contrast paper 20 grey levels are plenty, on grainy paper
+    they are not) and ``threshold_frac`` × the strongest ink (a stroke's faint halo is not a
+    stroke). MNIST's strokes have anti-aliased grey borders, so the soft map keeps them.
     """
     strong = float(np.percentile(ink, 99.9)) if ink.size else 0.0
-    t = max(cfg.min_contrast, cfg.threshold_frac * strong)
+    t = max(cfg.snr * grain, cfg.threshold_frac * strong, cfg.min_contrast)
+    if strong < cfg.min_peak_snr * grain or strong <= t:
+        return np.zeros(ink.shape, bool), np.zeros_like(ink)
     mask = ink > t
-    if not mask.any():
-        return mask, np.zeros_like(ink)
     hi = max(float(np.percentile(ink[mask], 75)), t + 1e-3)
     lo = 0.5 * t
     return mask, np.clip((ink - lo) / (hi - lo), 0, 1).astype(np.float32)
@@ -393,19 +623,26 @@ def _component_table(mask: np.ndarray, soft: np.ndarray):
     lab, n = ndi.label(mask, structure=np.ones((3, 3)))
     if n == 0:
         return lab, []
-    idx = np.arange(1, n + 1)
-    area = ndi.sum_labels(mask, lab, idx)
-    mass = ndi.sum_labels(soft, lab, idx)
-    com = ndi.center_of_mass(mask, lab, idx)
+    flat = lab.ravel()
+    area = np.bincount(flat, minlength=n + 1)
+    mass = np.bincount(flat, weights=soft.ravel(), minlength=n + 1)
+    ys, xs = np.indices(mask.shape)
+    cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1) / np.maximum(area, 1)
+    cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1) / np.maximum(area, 1)
     objs = ndi.find_objects(lab)
     return lab, [
-        {"label": int(i), "area": float(a), "mass": float(m), "com": c, "slc": s}
-        for i, a, m, c, s in zip(idx, area, mass, com, objs, strict=True)
+        {"label": i, "area": float(area[i]), "mass": float(mass[i]), "com": (cy[i], cx[i]), "slc": objs[i - 1]}
+        for i in range(1, n + 1)
     ]
 
 
+def _touches_frame(c: dict, shape: tuple[int, int]) -> bool:
+    (ys, xs), (h, w) = c["slc"], shape
+    return ys.start == 0 or xs.start == 0 or ys.stop == h or xs.stop == w
+
+
 def _edge_like(c: dict, shape: tuple[int, int]) -> bool:
-    """Hugs a border over a third of its length: a page edge, a table, a shadow — not a digit."""
+    """Hugs a border over a third of its length: a page edge, a table, a shadow — or a stroke of a tightly cropped digit."""
     (ys, xs), (h, w) = c["slc"], shape
     touches_tb = ys.start == 0 or ys.stop == h
     touches_lr = xs.start == 0 or xs.stop == w
@@ -415,26 +652,26 @@ def _edge_like(c: dict, shape: tuple[int, int]) -> bool:
 def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Boolean mask of the digit: the main component plus the pieces that belong to it.
 
-    Specks (dust, paper grain) are dropped by size; components hugging the border
-    (page edges, a table, shadows) are heavily down-weighted; among the rest the one with
-    the most ink, mildly favouring the centre, is the digit. Nearby pieces join it (a 5's
-    flag, a stroke broken by a ruled line). Raises ``_NoDigit`` when nothing credible is left.
+    Specks (dust, paper grain) are dropped by size. Among the rest the one with the most ink,
+    mildly favouring the centre, is the digit. Components hugging the frame (page edges, a
+    table, shadows) are heavily down-weighted, but only when something else does not touch
+    the frame: in a tight crop every stroke touches it, and nothing is a page edge. Nearby
+    pieces join the digit (a 5's flag, a stroke broken by a ruled line). Raises ``_NoDigit``
+    when nothing credible is left.
     """
     h, w = mask.shape
-    if mask.mean() > cfg.max_ink_frac:
-        raise _NoDigit(
-            f"no digit found: {mask.mean():.0%} of the image is ink-dark (noise, a dark photo or a filled page)"
-        )
     lab, comps = _component_table(mask, soft)
-    comps = [c for c in comps if c["area"] >= max(4.0, cfg.speck_frac * h * w)]
+    largest = max((c["area"] for c in comps), default=0.0)
+    comps = [c for c in comps if c["area"] >= max(4.0, cfg.speck_frac * largest)]
     if not comps:
         raise _NoDigit("no digit found: the image holds no ink mark larger than a speck")
+    big = max(c["mass"] for c in comps)
+    framed = any(not _touches_frame(c, (h, w)) for c in comps if c["mass"] >= 0.1 * big)
     diag = float(np.hypot(h, w))
     for c in comps:
         d = np.hypot(c["com"][0] - h / 2, c["com"][1] - w / 2) / diag
-        c["score"] = (
-            c["mass"] * np.exp(-((d / 0.5) ** 2)) * (cfg.edge_penalty if _edge_like(c, (h, w)) else 1.0)
-        )
+        c["edge"] = framed and _edge_like(c, (h, w))
+        c["score"] = c["mass"] * np.exp(-((d / 0.5) ** 2)) * (cfg.edge_penalty if c["edge"] else 1.0)
     main = max(comps, key=lambda c: c["score"])
     ys, xs = main["slc"]
     size = max(ys.stop - ys.start, xs.stop - xs.start)
@@ -443,22 +680,23 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     keep = [main["label"]]
     for c in comps:
         cy, cx = c["slc"]
-        if c is main or _edge_like(c, (h, w)) or c["mass"] < 0.02 * main["mass"]:
+        if c is main or c["edge"] or c["mass"] < 0.02 * main["mass"]:
             continue
         if cy.start < y1 and cy.stop > y0 and cx.start < x1 and cx.stop > x0:
             keep.append(c["label"])
     digit = np.isin(lab, keep)
     dys, dxs = ndi.find_objects(digit.astype(np.int32))[0]
-    if max(dys.stop - dys.start, dxs.stop - dxs.start) < max(4, cfg.min_digit_frac * min(h, w)):
+    longest = max(dys.stop - dys.start, dxs.stop - dxs.start)
+    if longest < max(4, cfg.min_digit_frac * min(h, w)):
         raise _NoDigit(
             "no digit found: the largest ink mark is too small to be a digit (blank page or specks)"
         )
-    loops = count_loops(digit[dys, dxs], min_area=max(4.0, cfg.speck_frac * h * w))
+    loops = count_loops(digit[dys, dxs], min_area=max(4.0, cfg.speck_frac * float(digit.sum())))
     if loops > cfg.max_loops:
         raise _NoDigit(
             f"no digit found: the largest mark is a tangle with {loops} loops (noise or texture, not a digit)"
         )
-    total = sum(c["mass"] for c in comps if not _edge_like(c, (h, w)))
+    total = sum(c["mass"] for c in comps if not c["edge"])
     share = float(soft[digit].sum()) / max(total, 1e-6)
     if share < cfg.min_digit_ink_share:
         raise _NoDigit(
@@ -472,7 +710,7 @@ def count_loops(mask: np.ndarray, min_area: float) -> int:
     lab, n = ndi.label(~np.pad(mask, 1))  # the padded border joins all outside background into one
     if n <= 1:
         return 0
-    sizes = ndi.sum_labels(np.ones(lab.shape), lab, np.arange(1, n + 1))
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
     outside = lab[0, 0]
     return int(sum(1 for i, a in enumerate(sizes, start=1) if i != outside and a >= min_area))
 
@@ -482,16 +720,6 @@ def crop_to_digit(soft: np.ndarray, digit: np.ndarray) -> np.ndarray:
     keep = ndi.binary_dilation(digit, iterations=2)
     ys, xs = ndi.find_objects(keep.astype(np.int32))[0]
     return np.where(keep, soft, 0)[ys, xs]
-
-
-def stroke_width(img: np.ndarray, level: float = 0.5) -> float:
-    """Mean stroke width in px: 2 × area / boundary length (a thin stroke of width w and
-    length L has area wL and two edges of length L)."""
-    m = img > level
-    if not m.any():
-        return 0.0
-    boundary = m & ~ndi.binary_erosion(m)
-    return 2.0 * m.sum() / max(1, boundary.sum())
 
 
 def saturate_ink(img: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -615,25 +843,20 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = _as_gray(image, cfg)
         if min(gray.shape) < 4:
             raise _NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
+        paper = find_paper(gray, cfg)
         gray = to_work_size(gray, cfg)
         views["input"] = _u8(gray)
-        dark_ink, grain = detect_polarity(gray, cfg)
-        if grain > cfg.max_background_noise:
-            raise _NoDigit(
-                f"no digit found: the image is noise, with no quiet background (grain {grain:.2f})"
-            )
-        if not dark_ink:
-            gray = 1.0 - gray
-        ink = flatten_illumination(gray, cfg)
-        ink, lines = remove_lines(ink, cfg)
-        mask, soft = threshold_soft(ink, cfg)
+        g = ndi.gaussian_filter(gray, cfg.smooth_sigma) if cfg.smooth_sigma else gray
+        if not paper.dark_ink:
+            g = 1.0 - g
+        ink, grain = flatten_illumination(g, paper, cfg)
+        mask, soft = threshold_soft(ink, grain, cfg)
         views["ink"] = _u8(soft)
         if not mask.any():
-            raise _NoDigit(
-                "no digit found: nothing on the image is darker than the paper by the minimum contrast"
-            )
-        digit_mask = choose_digit(mask & ~lines, soft, cfg)
-        crop = crop_to_digit(soft, digit_mask)
+            raise _NoDigit("no digit found: nothing on the image stands out from the paper's grain")
+        lines = find_lines(ink, mask, cfg)
+        digit_mask = choose_digit(mask & ~lines, np.where(lines, 0, soft), cfg)
+        crop = crop_to_digit(np.where(lines, 0, soft), digit_mask)
         views["crop"] = _u8(crop)
         digit = normalize_digit(crop.astype(np.float32), cfg, level=0.02)
     except _NoDigit as e:

@@ -52,12 +52,14 @@ class EpochChunks:
     depend on the chunk size, so with augmentation ``steps_per_call`` is part of the recipe.
     """
 
-    def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1, augment=None):
+    def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1, augment=None,
+                 styles=None):
         self.x, self.y = x, y
         self.batch_size, self.steps_per_call = batch_size, steps_per_call
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size = rank, world_size
         self.augment = augment
+        self.styles = styles  # StyledCopies or None
 
     def _n_local(self) -> int:
         return len(range(self.rank, len(self.y), self.world_size))
@@ -81,9 +83,40 @@ class EpochChunks:
         for chunk, start in enumerate(range(0, len(idx), step)):
             sel = idx[start : start + step]
             x = self.x.index_select(0, sel)
+            if self.styles is not None:
+                x = self.styles.swap_in(x, sel, (self.seed, epoch, self.rank, chunk))
             if self.augment is not None:
                 x = self.augment(x, (self.seed, epoch, self.rank, chunk))
             yield x, self.y.index_select(0, sel)
+
+
+class StyledCopies:
+    """Styled copies of the training digits (``mnist_gen/data/styles.py``), swapped in per chunk.
+
+    With probability ``p`` a digit that has a styled copy is replaced by it, drawn from a
+    generator seeded by (seed, epoch, rank, chunk) like the augmentation: resumable.
+    Kept as uint8 and normalised per chunk (a second float copy of the training set would
+    double its memory).
+    """
+
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, p: float, mean: float, std: float, device):
+        from mnist_gen.data.styles import style_digits
+
+        styled, ok = style_digits(x_train, y_train)
+        self.styled = torch.as_tensor(styled).to(device)
+        self.ok = torch.as_tensor(ok).to(device)
+        self.p, self.mean, self.std = float(p), mean, std
+
+    def swap_in(self, x: torch.Tensor, sel: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
+        from mnist_gen.augment import seed_for
+
+        g = torch.Generator(device=x.device)
+        g.manual_seed(seed_for(*key, 1))  # 1: a stream apart from the augmentation's
+        use = self.ok.index_select(0, sel) & (torch.rand(len(sel), generator=g, device=x.device) < self.p)
+        if not use.any():
+            return x
+        rows = use.nonzero()[:, 0]
+        return x.index_put((rows,), normalize(self.styled.index_select(0, sel[rows]), self.mean, self.std).to(x.dtype))
 
 
 class DigitDataModule(L.LightningDataModule):
@@ -146,6 +179,8 @@ class DigitDataModule(L.LightningDataModule):
         self.y_train = torch.as_tensor(split.y_train).to(device)
         self.x_val = normalize(split.x_val, self.mean, self.std).to(device)
         self.y_val = torch.as_tensor(split.y_val).to(device)
+        styles = (self.augment or {}).get("styles")
+        self.styles = StyledCopies(split.x_train, split.y_train, styles["p"], self.mean, self.std, device) if styles else None
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -163,7 +198,7 @@ class DigitDataModule(L.LightningDataModule):
         augment = Augmenter(self.augment, self.mean, self.std) if self.augment else None
         return EpochChunks(self.x_train, self.y_train, self.batch_size, steps,
                            shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world,
-                           augment=augment)
+                           augment=augment, styles=self.styles)
 
     def val_dataloader(self):
         rank, world = self._rank_world()
