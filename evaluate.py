@@ -7,11 +7,12 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_gen.errors import UserError
+import mnist_gen.preprocess.config  # noqa: F401  (registers the preprocess group's schema and defaults)
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="evaluate")
+@hydra.main(version_base="1.3", config_path="mnist_gen/configs", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    from mnist_gen.evaluate_cli import run
+    from mnist_gen.cli.evaluate import run
 
     try:
         run(cfg)

@@ -7,7 +7,7 @@ finished (unreadable files are listed, not fatal), 2 for user errors.
 
 import sys
 
-from mnist_gen.predict_cli import main
+from mnist_gen.cli.predict import main
 
 if __name__ == "__main__":
     sys.exit(main())

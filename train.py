@@ -10,11 +10,12 @@ import hydra
 from omegaconf import DictConfig
 
 from mnist_gen.errors import UserError
+import mnist_gen.preprocess.config  # noqa: F401  (registers the preprocess group's schema and defaults)
 
 
-@hydra.main(version_base="1.3", config_path="configs", config_name="train")
+@hydra.main(version_base="1.3", config_path="mnist_gen/configs", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    from mnist_gen.training import run
+    from mnist_gen.cli.train import run
 
     try:
         results = run(cfg)

@@ -9,9 +9,18 @@ from pathlib import Path
 
 import pytest
 
+import mnist_gen.preprocess.config  # noqa: F401  (tests compose the packaged configs: the preprocess schema)
 from mnist_gen import paths
 
 ROOT = paths.PROJECT_ROOT
+#: Fixtures that need real MNIST (downloaded and verified once per machine): their tests are the slow tier.
+REAL_DATA = {"mnist_dir", "mnist", "tiny_run"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if REAL_DATA & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +50,7 @@ def tiny_run(tmp_path_factory, mnist_dir):
     """One tiny network trained with the real train.py, shared by the CLI, demo and predict tests."""
     run_dir = tmp_path_factory.mktemp("tiny_run")
     proc = run_cli("train.py", "model=mlp_64_16", "data.max_train_samples=1000", "trainer.max_epochs=1",
-                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "export=false", "galleries=false",
+                   "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]", "galleries=false",
                    f"hydra.run.dir={run_dir}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir

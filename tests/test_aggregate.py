@@ -5,8 +5,8 @@ import logging
 
 import pytest
 
-from mnist_gen import aggregate
-from mnist_gen.robustness import SET_NAMES
+from mnist_gen.evalsets.corruptions import SET_NAMES
+from mnist_gen.evaluation import aggregate
 from tests.conftest import run_cli
 
 

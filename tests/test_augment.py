@@ -5,11 +5,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mnist_gen.augment import OPS, Augmenter, augment_pixels, load_config
-from mnist_gen.data.datamodule import DigitDataModule, normalize
+from mnist_gen.data.augment import OPS, Augmenter, augment_pixels, load_config
+from mnist_gen.data.datamodule import DigitDataModule
+from mnist_gen.data.pixels import normalize
 from mnist_gen.errors import UserError
+from mnist_gen.settings import compose_group
 
-ROBUST = load_config("robust")
+ROBUST = load_config(compose_group("augment", "robust"))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,7 @@ def test_deterministic_under_a_seed_and_different_across_seeds(digits):
     a = augment_pixels(digits, ROBUST, _gen(7))
     assert torch.equal(a, augment_pixels(digits, ROBUST, _gen(7)))
     assert not torch.equal(a, augment_pixels(digits, ROBUST, _gen(8)))
-    aug = Augmenter("robust", 0.1307, 0.3081)
+    aug = Augmenter(ROBUST, 0.1307, 0.3081)
     x = (digits - 0.1307) / 0.3081
     assert torch.equal(aug(x, (0, 1, 0, 2)), aug(x, (0, 1, 0, 2)))
     assert not torch.equal(aug(x, (0, 1, 0, 2)), aug(x, (0, 2, 0, 2)))  # next epoch: new draws
@@ -54,9 +56,9 @@ def test_augmenter_round_trips_normalisation(digits):
 
 
 def test_none_is_the_identity_and_chunks_equal_the_plain_ones(mnist_dir):
-    assert augment_pixels(torch.rand(4, 1, 28, 28), load_config("none"), _gen(0)) is not None
+    assert augment_pixels(torch.rand(4, 1, 28, 28), load_config(compose_group("augment", "none")), _gen(0)) is not None
     kw = dict(data_dir=str(mnist_dir), max_train_samples=600, steps_per_call=4, seed=3)
-    plain, none, robust = DigitDataModule(**kw), DigitDataModule(**kw, augment="none"), DigitDataModule(**kw, augment="robust")
+    plain, none, robust = DigitDataModule(**kw), DigitDataModule(**kw, augment=compose_group("augment", "none")), DigitDataModule(**kw, augment=ROBUST)
     for dm in (plain, none, robust):
         dm.setup()
     assert none.augment is None
@@ -68,8 +70,8 @@ def test_none_is_the_identity_and_chunks_equal_the_plain_ones(mnist_dir):
 
 
 def test_bad_augment_config_is_one_clear_error():
-    with pytest.raises(UserError, match="valid"):
-        load_config("nonexistent")
+    with pytest.raises(UserError, match="choose one of none, robust"):
+        compose_group("augment", "nonexistent")
     with pytest.raises(UserError, match="rotation"):
         load_config({"rotation": {"p": 1}})
 
@@ -86,7 +88,7 @@ def test_a_model_trained_on_augmented_digits_still_reads_clean_ones(mnist):
     n = 6000
     x = normalize(mnist["x_train"][:n], 0.1307, 0.3081)
     y = torch.as_tensor(mnist["y_train"][:n]).long()
-    aug = Augmenter("robust", 0.1307, 0.3081)
+    aug = Augmenter(ROBUST, 0.1307, 0.3081)
     net = nn.Sequential(nn.Flatten(), nn.Linear(784, 128), nn.ReLU(), nn.Linear(128, 10))
     opt = torch.optim.Adam(net.parameters(), 2e-3)
     perm = torch.randperm(n, generator=_gen(0))

@@ -54,11 +54,11 @@ def test_evaluate_bad_value_is_a_user_error(tmp_path, override, needle):
     """Same checks as the CLI, in process (the CLI turns UserError into exit 2, tested above)."""
     from hydra import compose, initialize_config_dir
 
+    from mnist_gen.cli.evaluate import run
     from mnist_gen.errors import UserError
-    from mnist_gen.evaluate_cli import run
-    from mnist_gen.paths import PROJECT_ROOT
+    from mnist_gen.paths import CONFIG_DIR
 
-    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         cfg = compose("evaluate", overrides=[f"paths.output_dir={tmp_path}", "eval_sets=[mnist_test]", override])
     with pytest.raises(UserError, match=re.escape(needle)):
         run(cfg)

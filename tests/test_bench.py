@@ -9,7 +9,7 @@ from mnist_gen.paths import PROJECT_ROOT
 
 def test_bench_writes_json_and_markdown(tmp_path, mnist_dir):
     proc = subprocess.run(
-        [sys.executable, "-m", "mnist_gen.bench", "networks=[mlp_64_16]", "epochs=1", "seeds=2", "keras=false",
+        [sys.executable, "-m", "mnist_gen.cli.bench", "networks=[mlp_64_16]", "epochs=1", "seeds=2", "keras=false",
          "time_augment=null", "predict_latency=false", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_gen import eda
 from mnist_gen.errors import UserError
 from mnist_gen.models.networks import build_network
 from mnist_gen.models.predictors import NetworkPredictor
+from mnist_gen.paths import CONFIG_DIR
+from mnist_gen.reporting import eda
 
 ROOT = Path(__file__).resolve().parent.parent
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -182,7 +183,7 @@ def test_penultimate_features_shapes():
 
 
 def _tiny_checkpoint(run_dir: Path) -> Path:
-    from mnist_gen.training import save_plain_checkpoint
+    from mnist_gen.training.fit import save_plain_checkpoint
 
     run_dir.mkdir(parents=True)
     net = build_network("mlp", hidden=[16, 8])
@@ -201,7 +202,7 @@ def test_run_end_to_end_small(mnist_dir, tmp_path):
                  "sets={mnist_like:[usps,handwritten],naive:[uci_digits_naive,no_such_set]}",
                  f"+eval_set_options.handwritten.root={tmp_path / 'nothing'}",
                  f"model_path={model}"]
-    with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         cfg = compose(config_name="eda", overrides=overrides)
     man = eda.run(cfg)
     assert man["sets"] == {"usps": {"n": 60, "group": "mnist_like"}, "uci_digits_naive": {"n": 60, "group": "naive"}}
@@ -223,7 +224,7 @@ def test_run_end_to_end_small(mnist_dir, tmp_path):
 
 
 def test_module_entry_point_resolves_config():
-    proc = subprocess.run([sys.executable, "-m", "mnist_gen.eda", "--cfg", "job", "n_mnist=123"],
+    proc = subprocess.run([sys.executable, "-m", "mnist_gen.cli.eda", "--cfg", "job", "n_mnist=123"],
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "n_mnist: 123" in proc.stdout and "mnist_like:" in proc.stdout

@@ -7,9 +7,9 @@ import pytest
 from PIL import Image, ImageDraw
 
 from mnist_gen import paths
-from mnist_gen.data.handwritten import label_from_path, load_photo_folder
 from mnist_gen.errors import UserError
 from mnist_gen.evalsets import EvalSet, available_sets, load_eval_set
+from mnist_gen.evalsets.photos import label_from_path, load_photo_folder
 from mnist_gen.preprocess import naive
 
 SHARED = paths.shared_data_dir()

@@ -5,7 +5,7 @@ import lightning as L
 import pytest
 import torch
 
-from mnist_gen.bench import plain_loop
+from mnist_gen.cli.bench import plain_loop
 from mnist_gen.data.datamodule import DigitDataModule, normalize
 from mnist_gen.models.lit import DigitClassifier
 from mnist_gen.models.networks import build_network

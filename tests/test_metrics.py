@@ -13,15 +13,13 @@ from sklearn.metrics import classification_report as sk_report
 from sklearn.metrics import confusion_matrix as sk_confusion
 
 from mnist_gen.evalsets import EvalSet
-from mnist_gen.metrics import (
+from mnist_gen.evaluation.metrics import (
     classification_report,
     evaluate,
     evaluate_predictions,
-    plot_confusion,
-    report_markdown,
-    report_table,
     wilson_interval,
 )
+from mnist_gen.reporting.set_reports import plot_confusion, report_markdown, report_table
 
 LABELS = list(range(10))
 
@@ -105,7 +103,7 @@ def test_wilson_interval_known_value_and_edges():
     assert hi == 1.0 and 0.65 < lo < 1.0
     assert wilson_interval(0, 0) == (0.0, 1.0)
     # wider at higher confidence, narrower with more data
-    assert wilson_interval(28, 29, z=2.576)[0] < wilson_interval(28, 29)[0]
+    assert wilson_interval(28, 29, confidence=0.99)[0] < wilson_interval(28, 29)[0]
     assert wilson_interval(280, 290)[0] > wilson_interval(28, 29)[0]
     with pytest.raises(ValueError):
         wilson_interval(5, 4)

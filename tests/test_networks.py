@@ -9,13 +9,13 @@ from omegaconf import OmegaConf
 
 from mnist_gen.models.lit import DigitClassifier
 from mnist_gen.models.networks import build_network, kernel_and_bias_params, num_params
-from mnist_gen.paths import PROJECT_ROOT
+from mnist_gen.paths import CONFIG_DIR
 
 STUDY_PARAMS = {"mlp_64_16": 51450, "mlp_64_32": 52650, "cnn_32": 54410, "cnn_32_16": 27994, "cnn_32_16x3": 25594}
 
 
 def model_cfg(name):
-    return OmegaConf.load(PROJECT_ROOT / "configs" / "model" / f"{name}.yaml")
+    return OmegaConf.load(CONFIG_DIR / "model" / f"{name}.yaml")
 
 
 def build(name):

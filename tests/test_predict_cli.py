@@ -78,7 +78,7 @@ def test_json_lines_match_the_documented_format_and_the_model(tiny_run, photo_di
 
 
 def test_every_model_of_a_runs_folder_answers(tiny_run, photo_dir, tmp_path, capsys):
-    from mnist_gen.predict_cli import main
+    from mnist_gen.cli.predict import main
 
     runs = tmp_path / "runs"
     for seed in ("seed0", "seed1"):
@@ -90,29 +90,23 @@ def test_every_model_of_a_runs_folder_answers(tiny_run, photo_dir, tmp_path, cap
     assert recs[0]["probabilities"] == recs[1]["probabilities"]  # same weights, same answer
 
 
-def test_pt2_export_only_with_trust_export(tiny_run, photo_dir, tmp_path, capsys):
-    """A .pt2 can run code when loaded: refused in one sentence unless the user vouches for it."""
-    import torch
+def test_every_model_format_answers_the_same(tiny_run, photo_dir, tmp_path, capsys):
+    """The checkpoint, its safetensors and its ONNX export give the same answer through predict.py."""
+    from mnist_gen.cli.predict import main
 
-    from mnist_gen.export import export_program
-    from mnist_gen.models.predictors import load_predictor
-    from mnist_gen.predict_cli import main
-
-    ckpt = load_predictor(tiny_run / "model.ckpt")
-    pt2 = export_program(ckpt.net, ckpt.mean, ckpt.std, tmp_path / "model.pt2")
-    args = [str(photo_dir / "7" / "a.jpg"), "--model", str(pt2), "--json", "--no-views", "--out", str(tmp_path / "o")]
-    assert main(args) == 2
-    assert "--trust-export" in capsys.readouterr().err
-    assert main([*args, "--trust-export"]) == 0
-    (rec,) = _lines(capsys.readouterr().out)
-    main([str(photo_dir / "7" / "a.jpg"), "--model", str(tiny_run / "model.ckpt"), "--json", "--no-views", "--out", str(tmp_path / "p")])
-    (ref,) = _lines(capsys.readouterr().out)
-    assert rec["prediction"] == ref["prediction"]
-    torch.testing.assert_close(torch.tensor(rec["probabilities"]), torch.tensor(ref["probabilities"]), atol=1e-5, rtol=0)
+    answers = []
+    for name in ("model.ckpt", "model.safetensors", "model.onnx"):
+        main([str(photo_dir / "7" / "a.jpg"), "--model", str(tiny_run / name), "--json", "--no-views",
+              "--out", str(tmp_path / name)])
+        (rec,) = _lines(capsys.readouterr().out)
+        answers.append(rec)
+    assert len({a["prediction"] for a in answers}) == 1
+    for a in answers[1:]:
+        np.testing.assert_allclose(a["probabilities"], answers[0]["probabilities"], atol=1e-5)
 
 
 def test_human_output_names_digit_and_bad_files(tiny_run, photo_dir, tmp_path, capsys):
-    from mnist_gen.predict_cli import main
+    from mnist_gen.cli.predict import main
 
     assert main([str(photo_dir), "--model", str(tiny_run / "model.ckpt"), "--out", str(tmp_path / "o")]) == 0
     out = capsys.readouterr().out
@@ -122,15 +116,14 @@ def test_human_output_names_digit_and_bad_files(tiny_run, photo_dir, tmp_path, c
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["{photo}"], "No model given"),
     (["{photo}", "--model", "{tmp}/nowhere"], "does not exist"),
     (["{photo}", "--model", "{tmp}"], "No model file"),
     (["--model", "{run}"], "No input images"),
-    (["{photo}", "--model", "{run}", "--preprocess", "fancy"], "--preprocess 'fancy' is unknown"),
+    (["{photo}", "--model", "{run}", "--preprocess", "fancy"], "preprocess 'fancy' is unknown"),
     (["{photo}", "--model", "{run}", "--out", "../../escape"], "climbs out"),
 ])
 def test_user_errors_are_one_sentence_and_exit_2(tiny_run, photo_dir, tmp_path, capsys, args, needle):
-    from mnist_gen.predict_cli import main
+    from mnist_gen.cli.predict import main
 
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -26,9 +26,9 @@ from mnist_gen.preprocess import (
     load_image,
     naive,
     normalize_digit,
-    preprocess_many,
     to_mnist,
 )
+from mnist_gen.settings import compose_group
 
 SEVEN = [(100, 120), (200, 120), (140, 300)]
 
@@ -277,14 +277,6 @@ def test_bad_files_raise_clear_errors_naming_them(tmp_path):
     assert Image.MAX_IMAGE_PIXELS is not None  # the decompression-bomb guard stays on
 
 
-def test_preprocess_many_survives_bad_files(tmp_path):
-    (tmp_path / "bad.png").write_text("nope")
-    _page().save(tmp_path / "7.png")
-    out = preprocess_many([tmp_path / "bad.png", tmp_path / "7.png"])
-    assert out[0][1] is None and "bad.png" in out[0][2]
-    assert out[1][1].digit is not None
-
-
 def test_huge_image_is_downscaled_within_memory(tmp_path):
     f = tmp_path / "huge.jpg"
     im = Image.new("L", (12000, 9000), 230)
@@ -345,17 +337,19 @@ def test_random_blobs_are_box_fitted_and_centred(h, w, seed):
 # ------------------------------------------------------------------ configuration
 
 
-def test_yaml_configs_mirror_dataclass():
-    root = paths.PROJECT_ROOT / "configs" / "preprocess"
-    like = yaml.safe_load((root / "mnist_like.yaml").read_text())
-    defaults = PreprocessConfig()
-    assert set(like) == {f.name for f in fields(PreprocessConfig)}
-    for k, v in like.items():
-        expected = getattr(defaults, k)
-        assert (tuple(v) if isinstance(v, list) else v) == expected, k
-    nv = as_config(yaml.safe_load((root / "naive.yaml").read_text()))
-    assert nv.method == "naive" and nv.exif_transpose is False
-    assert to_mnist(_page(), nv).digit.shape == (28, 28)
+def test_presets_only_override_the_dataclass_defaults():
+    # Each default lives in PreprocessConfig alone; the presets compose on top of it.
+    like, nv = compose_group("preprocess", "mnist_like"), compose_group("preprocess", "naive")
+    defaults = {f.name: getattr(PreprocessConfig(), f.name) for f in fields(PreprocessConfig)}
+    assert as_config(like) == PreprocessConfig()
+    assert {k for k, v in nv.items() if (tuple(v) if isinstance(v, list) else v) != defaults[k]} == {
+        "method", "exif_transpose"}
+    for preset in (paths.CONFIG_DIR / "preprocess").glob("*.yaml"):  # no preset repeats a default
+        text = yaml.safe_load(preset.read_text())
+        assert set(text) - {"defaults"} <= {"method", "exif_transpose"}, preset
+    assert to_mnist(_page(), as_config(nv)).digit.shape == (28, 28)
+    with pytest.raises(UserError, match="unknown"):
+        compose_group("preprocess", "../x")
 
 
 def test_unknown_setting_is_a_user_error():

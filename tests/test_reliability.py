@@ -83,7 +83,7 @@ def test_killed_run_resumes_to_the_same_weights(reference, tmp_path, sig):
 
 
 def test_checkpoint_io_writes_atomically_and_keeps_the_old_file_on_failure(tmp_path, monkeypatch):
-    from mnist_gen.callbacks import AtomicCheckpointIO
+    from mnist_gen.training.callbacks import AtomicCheckpointIO
 
     io_ = AtomicCheckpointIO()
     path = tmp_path / "checkpoints" / "last.ckpt"
@@ -102,20 +102,15 @@ def test_checkpoint_io_writes_atomically_and_keeps_the_old_file_on_failure(tmp_p
 
 
 def test_trainer_uses_the_atomic_checkpoint_io():
-    src = (PROJECT_ROOT / "mnist_gen" / "training.py").read_text()
+    src = (PROJECT_ROOT / "mnist_gen" / "training" / "fit.py").read_text()
     assert "plugins=[AtomicCheckpointIO()]" in src
 
 
 # Every place in the package that writes a file, and the atomic mechanism it uses.
 ATOMIC_WRITERS = {
-    ("report.py", "fdopen"): "write_atomic itself: mkstemp in the target folder + os.replace",
-    ("training.py", "save"): "save_plain_checkpoint: .tmp then Path.replace",
-    ("multiseed.py", "save"): "multiseed state: .tmp then Path.replace",
-    ("export.py", "save"): "export_program: .tmp.pt2 then os.replace",
+    ("io.py", "open"): "write_atomic itself: a temp sibling opened 'xb', fsync, os.replace",
+    ("io.py", "save"): "save_torch: torch.save into memory, then write_atomic",
     ("callbacks.py", "save"): "AtomicCheckpointIO: torch.save into memory, then write_atomic",
-    ("classical.py", "fdopen"): "ClassicalModel.save: temp sibling + os.replace",
-    ("classical.py", "open"): "ClassicalModel.save: temp sibling (open 'xb') + os.replace",
-    ("mnist.py", "open"): "IDX cache files: <name>.tmp then Path.replace (data/mnist.py)",
     ("server.py", "write_bytes"): "demo app: scratch copy of an upload in a private TemporaryDirectory (no artifact)",
 }
 
@@ -145,11 +140,11 @@ def test_every_file_writer_in_the_package_is_a_known_atomic_one():
                 continue  # figures render into BytesIO, then save_figure → write_atomic
             assert (path.name, name) in ATOMIC_WRITERS, f"{path}:{line} writes with {name}() outside the atomic helpers"
             found.add((path.name, name))
-    assert ("report.py", "fdopen") in found
+    assert ("io.py", "open") in found
 
 
 def test_aggregation_skips_a_half_written_run_with_a_warning(tmp_path, caplog):
-    from mnist_gen.aggregate import load_runs
+    from mnist_gen.evaluation.aggregate import load_runs
 
     good = {"model": "mlp_64_16", "seed": 0, "test_accuracy": 0.9, "eval_sets": {}}
     (tmp_path / "a").mkdir()
@@ -176,8 +171,8 @@ class _Evil:
 
 
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
-    from mnist_gen.callbacks import AtomicCheckpointIO
     from mnist_gen.models.predictors import load_predictor
+    from mnist_gen.training.callbacks import AtomicCheckpointIO
 
     marker = tmp_path / "pwned"
     bad = tmp_path / "model.ckpt"
@@ -200,7 +195,7 @@ def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     ("..", False), ("../x", False), ("outputs/../../x", False), ("a/b/../../../c", False), ("", False),
 ])
 def test_output_path_rule(raw, ok):
-    from mnist_gen.safe_paths import check_output_path
+    from mnist_gen.paths import check_output_path
 
     if ok:
         assert check_output_path(raw) == Path(raw)
@@ -211,7 +206,7 @@ def test_output_path_rule(raw, ok):
 
 @pytest.mark.parametrize("name", ["../evil", "a/b", "/etc", "..", ".", "", "x\\..\\y"])
 def test_names_from_data_stay_inside_their_folder(tmp_path, name):
-    from mnist_gen.safe_paths import safe_child
+    from mnist_gen.paths import safe_child
 
     assert safe_child(tmp_path, "cnn_32") == tmp_path / "cnn_32"
     with pytest.raises(UserError, match="not a plain file or folder name"):

@@ -10,7 +10,8 @@ from PIL import Image
 
 from mnist_gen.errors import UserError
 from mnist_gen.evalsets import EvalSet
-from mnist_gen.report import misclassification_gallery, plot_curves, write_atomic
+from mnist_gen.io import write_atomic
+from mnist_gen.reporting.figures import misclassification_gallery, plot_curves
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from mnist_gen import robustness
 from mnist_gen.evalsets import available_sets, load_eval_set
-from mnist_gen.robustness import CORRUPTIONS, SET_NAMES, corrupted_set, mean_corruption_accuracy
+from mnist_gen.evalsets import corruptions as robustness
+from mnist_gen.evalsets.corruptions import CORRUPTIONS, SET_NAMES, corrupted_set, mean_corruption_accuracy
 
 N = 40
 

@@ -5,7 +5,7 @@ import json
 import torch
 from hydra import compose, initialize_config_dir
 
-from mnist_gen.paths import PROJECT_ROOT
+from mnist_gen.paths import CONFIG_DIR
 from tests.conftest import run_cli
 
 TINY = ["data.max_train_samples=600", "trainer.max_epochs=1", "trainer.enable_progress_bar=false",
@@ -33,7 +33,7 @@ def test_joblib_launcher_runs_jobs_in_parallel_and_aggregates(tmp_path, mnist_di
 
 
 def _hydra_cfg(overrides):
-    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides, return_hydra_config=True)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
-from mnist_gen.paths import PROJECT_ROOT
+from mnist_gen.paths import CONFIG_DIR
 from tests.conftest import run_cli
 
 QUICK = ["data.max_train_samples=1000", "trainer.max_epochs=2", "trainer.enable_progress_bar=false", "eval_sets=[mnist_test]"]
@@ -22,7 +22,8 @@ def cnn_run(tmp_path_factory, mnist_dir):
 
 
 def test_run_directory_holds_every_artifact(cnn_run):
-    for name in ["results.json", "metrics.csv", "model.ckpt", "model.pt2", "loss_curve.png", "accuracy_curve.png",
+    for name in ["results.json", "metrics.csv", "model.ckpt", "model.safetensors", "model.onnx", "SHA256SUMS",
+                 "loss_curve.png", "accuracy_curve.png",
                  "checkpoints/best.ckpt", "checkpoints/last.ckpt", "reports/mnist_test.md", "reports/mnist_test_confusion.png"]:
         assert (cnn_run / name).is_file(), name
     res = json.loads((cnn_run / "results.json").read_text())
@@ -45,34 +46,58 @@ def test_checkpoint_loads_and_predicts_what_results_json_says(cnn_run, mnist):
     assert acc == pytest.approx(json.loads((cnn_run / "results.json").read_text())["test_accuracy"], abs=1e-12)
 
 
-def test_untrusted_export_is_refused(cnn_run):
+def test_pt2_archives_are_refused_in_one_sentence(tmp_path):
     from mnist_gen.errors import UserError
     from mnist_gen.models.predictors import load_predictor
 
-    with pytest.raises(UserError, match="trust_export"):
-        load_predictor(cnn_run / "model.pt2")
+    (tmp_path / "model.pt2").write_bytes(b"PK\x03\x04 a torch.export archive")
+    with pytest.raises(UserError, match="no longer loads.*model.safetensors or model.onnx"):
+        load_predictor(tmp_path / "model.pt2")
 
 
-def test_export_reproduces_the_checkpoint(cnn_run, mnist):
+def test_exports_reproduce_the_checkpoint_without_project_code(cnn_run, mnist):
+    """safetensors (weights only) and ONNX (onnxruntime, no torch) answer what the checkpoint answers."""
+    import onnxruntime as ort
+    from safetensors.torch import load_file
+
     from mnist_gen.models.predictors import load_predictor
 
     x = mnist["x_test"][:256]
     ckpt = load_predictor(cnn_run / "model.ckpt").predict_proba(x)
-    exported = load_predictor(cnn_run / "model.pt2", trust_export=True).predict_proba(x)
-    np.testing.assert_allclose(exported, ckpt, atol=1e-5)
-    # The export needs no project code: raw 0..255 pixels in, logits out.
-    prog = torch.export.load(str(cnn_run / "model.pt2")).module()
-    logits = prog(torch.from_numpy(x).float().reshape(-1, 1, 28, 28))
-    np.testing.assert_allclose(torch.softmax(logits, 1).detach().numpy(), ckpt, atol=1e-5)
+    np.testing.assert_allclose(load_predictor(cnn_run / "model.safetensors").predict_proba(x), ckpt, atol=1e-6)
+    np.testing.assert_allclose(load_predictor(cnn_run / "model.onnx").predict_proba(x), ckpt, atol=1e-5)
+    # The ONNX file alone: raw 0..255 pixels in, probabilities out.
+    session = ort.InferenceSession(str(cnn_run / "model.onnx"))
+    proba = session.run(["probabilities"], {"pixels": x.reshape(-1, 1, 28, 28).astype(np.float32)})[0]
+    np.testing.assert_allclose(proba, ckpt, atol=1e-5)
+    # safetensors holds plain tensors: the checkpoint's own weights.
+    state = torch.load(cnn_run / "model.ckpt", weights_only=True)["state_dict"]
+    tensors = load_file(cnn_run / "model.safetensors")
+    assert all(torch.equal(tensors[k], state[f"net.{k}"]) for k in tensors)
+
+
+def test_a_flipped_bit_in_an_export_is_refused(cnn_run, tmp_path):
+    import shutil
+
+    from mnist_gen.errors import DataIntegrityError
+    from mnist_gen.models.predictors import load_predictor
+
+    run = tmp_path / "run"
+    shutil.copytree(cnn_run, run, ignore=shutil.ignore_patterns("checkpoints", "reports"))
+    data = bytearray((run / "model.safetensors").read_bytes())
+    data[-100] ^= 0x10
+    (run / "model.safetensors").write_bytes(bytes(data))
+    with pytest.raises(DataIntegrityError, match="model.safetensors does not match its recorded sha256"):
+        load_predictor(run / "model.safetensors")
 
 
 def _cfg(overrides):
-    with initialize_config_dir(str(PROJECT_ROOT / "configs"), version_base="1.3"):
+    with initialize_config_dir(str(CONFIG_DIR), version_base="1.3"):
         return compose("train", overrides=overrides)
 
 
 def _train_in_process(tmp_path, seed):
-    from mnist_gen.training import run
+    from mnist_gen.cli.train import run
 
     cfg = _cfg(["model=mlp_64_16", f"seed={seed}", *QUICK, f"paths.output_dir={tmp_path}", "export=false", "galleries=false"])
     run(cfg)

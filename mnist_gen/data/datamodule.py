@@ -19,26 +19,13 @@ import numpy as np
 import torch
 
 from mnist_gen import paths
-from mnist_gen.augment import Augmenter, is_identity
-from mnist_gen.augment import load_config as load_augment
+from mnist_gen.data.augment import Augmenter, is_identity
+from mnist_gen.data.augment import load_config as load_augment
 from mnist_gen.data.mnist import load_mnist
-from mnist_gen.data.splits import Split, mnist_split, seed_holdout_split
+from mnist_gen.data.pixels import normalize, pixel_stats
+from mnist_gen.data.splits import Split, mnist_split, seed_holdout_split, training_subset
 
 SPLITS = {"mnist": mnist_split, "seed_holdout": seed_holdout_split}
-SUBSET_SEED = 0
-
-
-def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
-    """Mean and std of pixel/255 over the training images (MNIST: ≈ 0.1307, 0.3081)."""
-    x = x_train.astype(np.float64) / 255.0
-    return float(x.mean()), float(x.std())
-
-
-def normalize(images: np.ndarray | torch.Tensor, mean: float, std: float) -> torch.Tensor:
-    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28) as ``(x/255 - mean) / std``."""
-    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
-    x = x.to(torch.float32).div_(255.0).sub_(mean).div_(std)
-    return x.reshape(-1, 1, 28, 28)
 
 
 class EpochChunks:
@@ -47,7 +34,7 @@ class EpochChunks:
     The permutation depends only on ``(seed, epoch)``, so a run resumed from an
     epoch-boundary checkpoint sees exactly the batches an uninterrupted run would.
     Under DDP each rank takes every ``world_size``-th sample of the permutation.
-    ``augment`` (training only; ``mnist_gen.augment.Augmenter``) transforms each chunk with
+    ``augment`` (training only; ``mnist_gen.data.augment.Augmenter``) transforms each chunk with
     random numbers seeded by (seed, epoch, rank, chunk index): resumable too, but the draws
     depend on the chunk size, so with augmentation ``steps_per_call`` is part of the recipe.
     """
@@ -90,6 +77,24 @@ class EpochChunks:
             yield x, self.y.index_select(0, sel)
 
 
+class StackedEpochChunks:
+    """One epoch for N seeds at once: chunk c of every seed's own ``EpochChunks``, stacked.
+
+    Yields ``(K, M, 1, 28, 28)`` images and ``(K, M)`` labels; member k receives exactly the
+    chunks (order, styles, augmentation) a single run with ``seeds[k]`` would.
+    """
+
+    def __init__(self, members: list[EpochChunks]):
+        self.members = members
+
+    def __len__(self) -> int:
+        return len(self.members[0])
+
+    def __iter__(self):
+        for parts in zip(*self.members, strict=True):
+            yield torch.stack([x for x, _ in parts]), torch.stack([y for _, y in parts])
+
+
 class StyledCopies:
     """Styled copies of the training digits (``mnist_gen/data/styles.py``), swapped in per chunk.
 
@@ -108,7 +113,7 @@ class StyledCopies:
         self.p, self.mean, self.std = float(p), mean, std
 
     def swap_in(self, x: torch.Tensor, sel: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
-        from mnist_gen.augment import seed_for
+        from mnist_gen.data.augment import seed_for
 
         g = torch.Generator(device=x.device)
         g.manual_seed(seed_for(*key, 1))  # 1: a stream apart from the augmentation's
@@ -131,8 +136,9 @@ class DigitDataModule(L.LightningDataModule):
         steps_per_call: int = 64,
         max_train_samples: int | None = None,
         seed: int = 0,
+        seeds: list[int] | None = None,
         fetch: bool = True,
-        augment: str | dict | None = None,
+        augment: dict | None = None,
     ):
         super().__init__()
         if protocol not in SPLITS:
@@ -143,8 +149,9 @@ class DigitDataModule(L.LightningDataModule):
         self.steps_per_call = steps_per_call
         self.max_train_samples = max_train_samples
         self.seed, self.fetch = seed, fetch
-        # Training-set augmentation (configs/augment/: a preset name or its mapping); None or
-        # ``none`` leaves the study's data untouched.
+        self.seeds = [int(s) for s in seeds] if seeds else None  # stacked seeds: chunks for every member
+        # Training-set augmentation (the ``augment`` config: op -> options); None or an
+        # empty one (``augment=none``) leaves the study's data untouched.
         augment = load_augment(augment)
         self.augment = None if is_identity(augment) else augment
         self.split: Split | None = None
@@ -159,10 +166,9 @@ class DigitDataModule(L.LightningDataModule):
             self.mean, self.std = pixel_stats(mnist["x_train"])
             split = SPLITS[self.protocol](mnist)
             if self.max_train_samples:
-                # Quick runs: a fixed random subset (same for every run seed, so seeds stay comparable
-                # and vectorized multi-seed members see the same data as their single runs).
-                keep = np.random.default_rng(SUBSET_SEED).permutation(len(split.y_train))[: self.max_train_samples]
-                keep.sort()
+                # Quick runs: a fixed subset (the same for every run seed, so seeds stay comparable
+                # and stacked members see the data of their single runs).
+                keep = training_subset(split.y_train, self.max_train_samples)
                 split.x_train, split.y_train = split.x_train[keep], split.y_train[keep]
             self.split = split
         return self.split
@@ -196,14 +202,17 @@ class DigitDataModule(L.LightningDataModule):
         # DDP's forward/backward pairing, so the chunked fast path is single-process only.
         steps = self.steps_per_call if world == 1 else 1
         augment = Augmenter(self.augment, self.mean, self.std) if self.augment else None
-        return EpochChunks(self.x_train, self.y_train, self.batch_size, steps,
-                           shuffle=True, seed=self.seed, epoch_fn=self._epoch, rank=rank, world_size=world,
-                           augment=augment, styles=self.styles)
+
+        def chunks(seed: int) -> EpochChunks:
+            return EpochChunks(self.x_train, self.y_train, self.batch_size, steps, shuffle=True, seed=seed,
+                               epoch_fn=self._epoch, rank=rank, world_size=world, augment=augment, styles=self.styles)
+
+        if self.seeds is not None:
+            return StackedEpochChunks([chunks(s) for s in self.seeds])
+        return chunks(self.seed)
 
     def val_dataloader(self):
         rank, world = self._rank_world()
         return EpochChunks(self.x_val, self.y_val, self.eval_batch_size, 1,
                            shuffle=False, seed=0, epoch_fn=self._epoch, rank=rank, world_size=world)
 
-    def train_batches_per_epoch(self) -> int:
-        return math.ceil(len(self.y_train) / self.batch_size)

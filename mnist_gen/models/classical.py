@@ -12,9 +12,9 @@ Representation (the study's): raw uint8 digits -> float64 pixels / 255, flattene
 
 For both, ``predict`` is ``argmax(predict_proba)`` and equals the estimator's ``predict`` exactly.
 
-Files are written with skops (no pickle). ``load`` reads the file's schema first and refuses any
-type outside ``ALLOWED_TYPES`` (the types this module writes), so a user-supplied ``.skops`` file
-cannot execute code or smuggle in other objects.
+Files are written with skops (no pickle). ``load`` refuses, before anything is instantiated, any
+type skops does not trust by default unless this module writes it (``ALLOWED_TYPES``), so a
+user-supplied ``.skops`` file cannot execute code or smuggle in other objects.
 """
 
 from __future__ import annotations
@@ -22,9 +22,7 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import time
-import uuid
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,7 @@ from typing import Any
 import numpy as np
 import sklearn
 import skops.io as sio
-from sklearn.model_selection import train_test_split
+from scipy.special import softmax
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -40,6 +38,7 @@ from sklearn.svm import SVC
 
 from mnist_gen.console import console
 from mnist_gen.errors import UserError
+from mnist_gen.io import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,6 @@ KINDS = ("knn", "svm")
 NUM_CLASSES = 10
 FORMAT = "mnist_gen.classical"
 FORMAT_VERSION = 1
-SUBSET_SEED = 0  # max_train_samples draws one fixed stratified subset, identical across runs
 
 # Every (module.class) a file written by ``ClassicalModel.save`` may contain. Anything else in a
 # file's schema is refused before skops instantiates a single object.
@@ -89,12 +87,6 @@ def _pixels(images: np.ndarray) -> np.ndarray:
     return a.reshape(-1, 784).astype(np.float64) / 255.0
 
 
-def _softmax(z: np.ndarray) -> np.ndarray:
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def _libsvm_scores(dec: np.ndarray, break_ties: bool) -> np.ndarray:
     """One-vs-rest scores whose argmax is exactly SVC.predict.
 
@@ -117,7 +109,7 @@ def _libsvm_scores(dec: np.ndarray, break_ties: bool) -> np.ndarray:
 class ClassicalModel:
     """KNN or SVM on flattened pixels/255, answering the ``Predictor`` protocol.
 
-    ``max_train_samples`` (None = all) fits on a fixed stratified subset (``SUBSET_SEED``, class
+    ``max_train_samples`` (None = all) fits on a fixed stratified subset (``data.splits.training_subset``, class
     proportions kept) for quick runs; the study's numbers need None.
     """
 
@@ -143,15 +135,9 @@ class ClassicalModel:
         return make_pipeline(StandardScaler(), SVC(**{"gamma": "scale", **self.params}))
 
     def _subset(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        n = self.max_train_samples
-        if n is None or n >= len(y):
-            return x, y
-        try:
-            idx, _ = train_test_split(np.arange(len(y)), train_size=n, stratify=y, random_state=SUBSET_SEED)
-        except ValueError as e:
-            raise UserError(f"model.max_train_samples={n} is too small for a stratified subset "
-                            f"of {len(np.unique(y))} classes: {e}") from e
-        idx.sort()
+        from mnist_gen.data.splits import training_subset
+
+        idx = training_subset(y, self.max_train_samples)
         return x[idx], y[idx]
 
     def fit(self, images: np.ndarray, labels: np.ndarray, progress: bool = True) -> ClassicalModel:
@@ -200,7 +186,7 @@ class ClassicalModel:
     def predict_proba(self, images: np.ndarray) -> np.ndarray:
         """(N, 10): KNN neighbour fractions; SVM softmax of decision scores (not calibrated)."""
         scores = self.decision_scores(images)
-        return scores if self.kind == "knn" else _softmax(scores)
+        return scores if self.kind == "knn" else softmax(scores, axis=1)
 
     def predict(self, images: np.ndarray) -> np.ndarray:
         return np.argmax(self.decision_scores(images), axis=1)
@@ -225,35 +211,29 @@ class ClassicalModel:
                 "n_train": self.n_train, "sklearn_version": sklearn.__version__}
 
     def save(self, path: str | Path) -> Path:
-        """Write one skops file atomically (temp file in the same directory, then os.replace)."""
-        path = Path(path)
+        """Write one skops file atomically."""
         data = sio.dumps({"format": FORMAT, "version": FORMAT_VERSION,
                           "meta": json.dumps(self.metadata()), "estimator": self._fitted()})
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # A unique sibling name (not mkstemp, whose 0600 mode would make the model private).
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "xb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+        return write_atomic(path, data)
 
     @classmethod
-    def load(cls, path: str | Path) -> ClassicalModel:
+    def load(cls, path: str | Path, data: bytes | None = None) -> ClassicalModel:
+        """Read a ``.skops`` file written by ``save``; refuse anything else with one sentence.
+
+        Before skops instantiates anything: the zip's declared sizes are checked (a small
+        file must not expand to gigabytes) and every type skops does not trust by default
+        must be one this module writes (``ALLOWED_TYPES``). After: the estimator must be the
+        kind the file says, fitted on 784 pixels, and answer a test digit.
+        """
         path = Path(path)
         try:
-            data = path.read_bytes()
-            types = _schema_types(data)
+            data = path.read_bytes() if data is None else data
+            _check_zip(data)
             untrusted = sio.get_untrusted_types(data=data)
         except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
             raise UserError(f"Cannot read {path} as a mnist_gen classical model (.skops): "
                             f"{type(e).__name__}: {str(e).splitlines()[0][:200] if str(e) else ''}") from e
-        refused = sorted((types | set(untrusted)) - ALLOWED_TYPES)
+        refused = sorted(set(untrusted) - ALLOWED_TYPES)
         if refused:
             raise UserError(f"Refusing to load {path}: it contains types this project never writes "
                             f"({', '.join(refused[:5])}); only load .skops files written by mnist_gen.")
@@ -264,6 +244,8 @@ class ClassicalModel:
             if obj.get("version") != FORMAT_VERSION:
                 raise ValueError(f"format version {obj.get('version')!r}, expected {FORMAT_VERSION}")
             meta, est = json.loads(obj["meta"]), obj["estimator"]
+            if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+                raise ValueError("its metadata has no model name")
             model = cls(meta["name"], meta["kind"], meta["params"], meta.get("max_train_samples"))
         except UserError:
             raise
@@ -275,27 +257,43 @@ class ClassicalModel:
         if not expected:
             raise UserError(f"Refusing to load {path}: its estimator does not match its kind {model.kind!r}.")
         model.estimator_, model.fit_time_s, model.n_train = est, meta.get("fit_time_s"), meta.get("n_train")
+        _check_fitted(model, path)
         return model
-
     def __repr__(self) -> str:
         return f"ClassicalModel(name={self.name!r}, kind={self.kind!r}, params={self.params!r})"
 
 
-def _schema_types(data: bytes) -> set[str]:
-    """Every ``module.class`` named in a skops file's schema (read as JSON; nothing is instantiated)."""
+MAX_UNZIPPED_BYTES = 3 << 30  # the KNN file holds its training set; a bomb claims more
+MAX_SCHEMA_BYTES = 64 << 20
+
+
+def _check_zip(data: bytes) -> None:
+    """Refuse a zip whose members would expand beyond what this project ever writes."""
     with zipfile.ZipFile(io.BytesIO(data)) as z:
-        schema = json.loads(z.read("schema.json"))
-    found: set[str] = set()
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            if "__module__" in node or "__class__" in node:
-                found.add(f"{node.get('__module__')}.{node.get('__class__')}")
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return found
+        infos = z.infolist()
+        total = sum(i.file_size for i in infos)
+        schema = sum(i.file_size for i in infos if i.filename == "schema.json")
+    if total > MAX_UNZIPPED_BYTES or schema > MAX_SCHEMA_BYTES:
+        raise ValueError(f"it would expand to {total / 1e9:.1f} GB (schema {schema / 1e6:.0f} MB), far beyond "
+                         "a model this project writes")
+
+
+def _check_fitted(model: ClassicalModel, path: Path) -> None:
+    """A fitted estimator of the right shape that answers: else one sentence (never a traceback later)."""
+    est = model.estimator_
+    try:
+        n_in = est.n_features_in_ if model.kind == "knn" else est[-1].n_features_in_
+        if n_in != 784:
+            raise ValueError(f"it was fitted on {n_in} features, not 784 pixels")
+        if model.kind == "knn":
+            k, n = est.n_neighbors, est.n_samples_fit_
+            if not isinstance(k, int | np.integer) or not 1 <= k <= n:
+                raise ValueError(f"n_neighbors={k!r} for {n} training digits")
+        proba = model.predict_proba(np.zeros((1, 28, 28), np.uint8))
+        if proba.shape != (1, NUM_CLASSES) or not np.isfinite(proba).all():
+            raise ValueError("it answers no finite probabilities for 10 classes")
+    except Exception as e:  # noqa: BLE001 - a malformed estimator is the user's bad file
+        raise UserError(f"Refusing to load {path}: {type(e).__name__}: {str(e).splitlines()[0][:200]}.") from e
 
 
 def build_classical(cfg: dict) -> ClassicalModel:

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from mnist_gen.data.pixels import standardize
+
 IMAGE_SIZE = 28
 NUM_CLASSES = 10
 
@@ -100,3 +102,16 @@ def kernel_and_bias_params(net: nn.Module) -> tuple[list[torch.Tensor], list[tor
 
 def num_params(net: nn.Module) -> int:
     return sum(p.numel() for p in net.parameters())
+
+
+class RawPixels(nn.Module):
+    """A network that takes raw 0..255 pixels ``(N, 1, 28, 28)`` (bright ink on black, as MNIST)
+    and answers class probabilities: normalisation and softmax baked in. What ``predict.py``
+    runs and what the ONNX export holds, so a deployment needs no project code."""
+
+    def __init__(self, net: nn.Module, mean: float, std: float):
+        super().__init__()
+        self.net, self.mean, self.std = net, float(mean), float(std)
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(standardize(pixels, self.mean, self.std)).float(), dim=1)

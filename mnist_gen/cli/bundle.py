@@ -1,0 +1,138 @@
+"""``python -m mnist_gen.cli.bundle``: rebuild the bundled models (``mnist_gen/bundled``) from runs.
+
+    python -m mnist_gen.cli.bundle --study multirun/paper_cpu --robust multirun/robust_cpu
+
+* ``--study DIR``: the five study networks, seed 0 (``DIR/<model>/seed0``), as ``study/<model>``;
+* ``--robust DIR``: of the robust-recipe networks under DIR, the best for real handwriting by
+  mean accuracy (over its seeds) on the selection sets ``SELECTION_SETS``: the study's photos
+  and USPS in every framing; UCI digits stay held out. Its seed-0 run becomes
+  ``robust/<model>`` and the default (``index.json``).
+
+Each bundled model is exported afresh from the run's weights (``model.safetensors`` +
+``model.onnx``) and gets ``card.json``: recipe, command, data, seed, parameters, accuracy on
+every set the run was scored on, and the sha256 of both files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shutil
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+
+from mnist_gen.errors import UserError, run_main
+from mnist_gen.evaluation.aggregate import load_runs
+from mnist_gen.io import sha256_file, write_json
+from mnist_gen.models.bundled import BUNDLE_DIR, CARD
+from mnist_gen.models.export import export_all
+from mnist_gen.models.predictors import load_predictor, model_file
+
+STUDY_NETWORKS = ("mlp_64_16", "mlp_64_32", "cnn_32", "cnn_32_16", "cnn_32_16x3")
+#: Real handwriting the best model is chosen on (UCI digits are kept out: held out while tuning).
+SELECTION_SETS = ("seed_photos", "photos_*", "usps", "usps_*")
+
+
+def selection_score(eval_sets: dict) -> float | None:
+    names = [n for n in eval_sets if any(fnmatch.fnmatch(n, p) for p in SELECTION_SETS)]
+    accs = [eval_sets[n]["accuracy"] for n in names if isinstance(eval_sets[n].get("accuracy"), float | int)]
+    return float(np.mean(accs)) if accs else None
+
+
+def command(results: dict) -> str:
+    recipe = "experiment=robust " if results.get("recipe") == "robust" else ""
+    return f"python train.py {recipe}model={results['model']} seed={results['seed']}"
+
+
+def bundle_run(run_dir: Path, name: str) -> Path:
+    """Export one run into ``BUNDLE_DIR/name`` with its card."""
+    results = json.loads((run_dir / "results.json").read_text())
+    predictor = load_predictor(model_file(run_dir))
+    out = BUNDLE_DIR / name
+    if out.exists():
+        shutil.rmtree(out)
+    hparams = {"name": results["model"], "arch": results["config"]["model"]["arch"],
+               "arch_kwargs": results["config"]["model"]["arch_kwargs"], "mean": predictor.mean, "std": predictor.std,
+               "recipe": results.get("recipe", "study"), "seed": results["seed"]}
+    files = export_all(predictor.net, hparams, out)
+    (out / "SHA256SUMS").unlink(missing_ok=True)  # the card carries the sums
+    card = {
+        "name": name,
+        "model": results["model"],
+        "recipe": results.get("recipe", "study"),
+        "seed": results["seed"],
+        "command": command(results),
+        "data": f"MNIST training images ({results['data']['n_train']:,}; the last 6,000 validate), "
+                f"augment={results['config'].get('augment', {}).get('name', 'none')}",
+        "epochs": results.get("epochs"),
+        "params": results.get("num_params"),
+        "input": "pixels: float32 (N, 1, 28, 28), raw 0..255, bright ink on black (as MNIST; to_mnist makes it)",
+        "output": "probabilities: float32 (N, 10)",
+        "accuracy": {k: v.get("accuracy") for k, v in sorted(results["eval_sets"].items())},
+        "selection_score": selection_score(results["eval_sets"]),
+        "bundled": date.today().isoformat(),
+        "sha256": {f.name: sha256_file(f) for f in files},
+    }
+    write_json(out / CARD, card)
+    return out
+
+
+def best_robust(root: Path) -> tuple[str, float, Path]:
+    """(model, mean selection score over its seeds, its seed-0 run) of the best robust network."""
+    by_model: dict[str, list] = {}
+    for r in load_runs(root):
+        if r.get("recipe") == "robust" and r.get("kind") == "network":
+            by_model.setdefault(r["model"], []).append(r)
+    scored = []
+    for model, runs in by_model.items():
+        scores = [s for r in runs if (s := selection_score(r["eval_sets"])) is not None]
+        seed0 = [r for r in runs if r["seed"] == 0]
+        if scores and seed0:
+            scored.append((float(np.mean(scores)), model, Path(seed0[0]["_dir"])))
+    if not scored:
+        raise UserError(f"No robust-recipe network runs with seed 0 and real-handwriting scores under {root}.")
+    score, model, run_dir = max(scored)
+    return model, score, run_dir
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m mnist_gen.cli.bundle", description=__doc__.split("\n\n")[0])
+    p.add_argument("--study", metavar="DIR", help="folder holding <model>/seed0 study-recipe runs")
+    p.add_argument("--robust", metavar="DIR", help="folder of robust-recipe runs; the best one becomes the default")
+    return p
+
+
+def run(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    if not args.study and not args.robust:
+        raise UserError("Nothing to bundle: give --study DIR and/or --robust DIR.")
+    index = json.loads((BUNDLE_DIR / "index.json").read_text()) if (BUNDLE_DIR / "index.json").is_file() else {}
+    models = set(index.get("models", []))
+    if args.study:
+        for model in STUDY_NETWORKS:
+            run_dir = Path(args.study) / model / "seed0"
+            if not (run_dir / "results.json").is_file():
+                raise UserError(f"No finished study run at {run_dir}; train it with `python train.py model={model} seed=0`.")
+            print(f"bundled {bundle_run(run_dir, f'study/{model}')}")
+            models.add(f"study/{model}")
+    if args.robust:
+        model, score, run_dir = best_robust(Path(args.robust))
+        out = bundle_run(run_dir, f"robust/{model}")
+        print(f"bundled {out} (best for real handwriting: {100 * score:.2f} % mean on {', '.join(SELECTION_SETS)})")
+        models.add(f"robust/{model}")
+        index["default"] = f"robust/{model}"
+    index["models"] = sorted(models)
+    write_json(BUNDLE_DIR / "index.json", index)
+    return 0
+
+
+def main(argv=None) -> int:
+    return run_main(run, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""What ``evaluate.py`` does: score saved models, or aggregate run directories."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+from omegaconf import DictConfig, ListConfig, open_dict
+
+from mnist_gen.console import console
+from mnist_gen.errors import UserError
+from mnist_gen.evaluation import aggregate
+from mnist_gen.evaluation.score import evaluate_sets, set_options
+from mnist_gen.io import write_json
+from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
+from mnist_gen.paths import safe_child
+from mnist_gen.reporting.set_reports import print_set_lines, write_set_reports
+from mnist_gen.training.checks import check_eval_sets, check_output_dirs
+
+log = logging.getLogger(__name__)
+
+
+def run(cfg: DictConfig) -> dict:
+    with open_dict(cfg):
+        cfg.eval_sets = check_eval_sets(cfg.eval_sets)  # patterns expanded once
+    check_output_dirs(cfg)
+    if cfg.model_path is None and cfg.runs is None:
+        raise UserError("Nothing to evaluate: give model_path=<model file or run dir> or runs=<directory of runs>.")
+    out = {}
+    if cfg.model_path is not None:
+        paths = list(cfg.model_path) if isinstance(cfg.model_path, ListConfig) else [cfg.model_path]
+        out["models"] = [score_model(Path(p), cfg) for p in paths]
+    if cfg.runs is not None:
+        out["table"] = aggregate_runs(Path(cfg.runs), cfg)
+    return out
+
+
+def score_model(path: Path, cfg: DictConfig) -> dict:
+    predictor = load_predictor(path)
+    # The name comes from the model file: it may only name one folder inside the output dir.
+    out_dir = safe_child(cfg.out_dir or cfg.paths.output_dir, predictor.name, "model name")
+    scores = evaluate_sets(predictor, list(cfg.eval_sets), set_options=set_options(cfg))
+    write_set_reports(predictor.name, scores, out_dir, galleries=cfg.galleries)
+    summaries = {name: s.summary for name, s in scores.items()}
+    result = {"model": predictor.name, "model_path": str(path), "eval_sets": summaries}
+    write_json(out_dir / "evaluation.json", result)
+    print_set_lines(predictor.name, summaries)
+    log.info("reports in %s", out_dir)
+    return result
+
+
+def reevaluate_run(run_dir: Path, cfg: DictConfig) -> None:
+    """Score a run's saved model on ``eval_sets`` and merge them into its results.json.
+
+    A run that cannot be read or loaded is skipped with a warning naming it; the others go on.
+    """
+    res_path = run_dir / "results.json"
+    try:
+        results = json.loads(res_path.read_text())
+        if not isinstance(results, dict) or not isinstance(results.get("eval_sets"), dict):
+            raise ValueError("not a results.json written by train.py")
+    except (OSError, ValueError, RecursionError) as e:
+        log.warning("skipping %s: cannot read results.json (%s)", run_dir, e)
+        return
+    if model_file(run_dir) is None:
+        log.warning("skipping %s: no saved model", run_dir)
+        return
+    try:
+        predictor = load_predictor(run_dir)
+    except UserError as e:
+        log.warning("skipping %s: %s", run_dir, e)
+        return
+    sets = [s for s in cfg.eval_sets if s != results.get("test_set")]
+    scores = evaluate_sets(predictor, sets, set_options=set_options(cfg))
+    write_set_reports(predictor.name, scores, run_dir, galleries=cfg.galleries)
+    results["eval_sets"].update({name: s.summary for name, s in scores.items()})
+    write_json(res_path, results)
+
+
+def aggregate_runs(root: Path, cfg: DictConfig) -> list[dict]:
+    if not root.is_dir():
+        raise UserError(f"runs={root} is not a directory.")
+    if cfg.reevaluate:
+        for run_dir in find_run_dirs(root):
+            reevaluate_run(run_dir, cfg)
+    runs = aggregate.load_runs(root)
+    if not runs:
+        raise UserError(f"No complete results.json under {root}; train first (python train.py ...).")
+    rows = aggregate.aggregate(runs)
+    files = aggregate.write_outputs(rows, cfg.out_dir or root)
+    console.print(aggregate.to_rich(rows))
+    console.print("written: " + ", ".join(str(p) for p in files.values()))
+    return rows

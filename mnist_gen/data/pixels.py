@@ -1,0 +1,23 @@
+"""The one pixel normalisation: ``(pixel / 255 - mean) / std``, with MNIST's training statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+
+def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
+    """Mean and std of pixel/255 over the training images (MNIST: ≈ 0.1307, 0.3081)."""
+    x = x_train.astype(np.float64) / 255.0
+    return float(x.mean()), float(x.std())
+
+
+def standardize(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """Raw 0..255 pixels (any float tensor) -> the networks' input."""
+    return (pixels / 255.0 - mean) / std
+
+
+def normalize(images: np.ndarray | torch.Tensor, mean: float, std: float) -> torch.Tensor:
+    """uint8 (N, 28, 28) -> float32 (N, 1, 28, 28), standardised."""
+    x = torch.as_tensor(np.asarray(images) if not torch.is_tensor(images) else images)
+    return standardize(x.to(torch.float32), mean, std).reshape(-1, 1, 28, 28)

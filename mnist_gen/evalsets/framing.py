@@ -1,0 +1,225 @@
+"""Framing-robustness sets: real digits rendered as image files, framed the ways real files are.
+
+The same real digits (the study's photos, USPS, UCI; MNIST test as a control) are written
+out as image files and read back through ``to_mnist``, exactly as ``predict.py`` reads a
+user's file. Each variant changes one thing about how the digit is framed or stored:
+
+==================  ==========================================================================
+``native``          the digit as stored (USPS 16×16, UCI 8×8, MNIST 28×28) as a PNG; the photos
+                    as shot are ``seed_photos`` itself
+``tight0/tight2``   cropped to the ink with 0 or 2 px margin: strokes touch the frame
+``margin``          a huge margin: the digit's box covers ≈ 5 % of the image
+``px16/px28/px64``  the digit (10 % margin) scaled so its longer side is 16, 28 or 64 px
+``grey_lowc``       re-inked on grey paper (level 150) at low contrast: ink 20–40 levels darker
+``dark_lowc``       the same on dark paper (level 60)
+``jpeg``            the digit (20 % margin) as a JPEG at quality 10–30
+``stretch_bin16``   cropped, stretched to fill 16×16 and thresholded to black and white
+==================  ==========================================================================
+
+Every variant also exists inverted (``_inv``: light ink on dark). Set names are
+``<source>_<variant>[_inv]`` (``photos_tight0``, ``usps_native_inv``, ...); ``eval_sets``
+accepts patterns (``'eval_sets=[usps_*,photos_*]'``). Files are rendered once, seeded and
+deterministic, under ``<data dir>/framing/`` (``FRAMING_VERSION`` in the path), never into
+the shared data folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+from mnist_gen import paths
+from mnist_gen.errors import UserError
+from mnist_gen.evalsets.base import EvalSet, cached, register
+from mnist_gen.evalsets.photos import load_photo_folder, seed_photo_dir
+
+log = logging.getLogger(__name__)
+
+FRAMING_VERSION = 1
+VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
+            "stretch_bin16")
+SOURCES = {  # source -> (variants rendered for it, what it is)
+    "photos": (VARIANTS[1:], "the study's 29 photos"),
+    "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
+    "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
+    "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
+}
+SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
+MNIST_CONTROL = 2000
+
+
+def _photo_boxes() -> dict:
+    return json.loads((Path(__file__).with_name("photo_boxes.json")).read_text())["boxes"]
+
+
+# --------------------------------------------------------------------------- sources: (id, label, grey uint8, box)
+
+
+def _photo_items():
+    root = seed_photo_dir()
+    for rel, (y0, x0, y1, x1) in sorted(_photo_boxes().items()):
+        with Image.open(root / rel) as im:
+            g = np.asarray(ImageOps.exif_transpose(im).convert("L"))
+        h, w = g.shape
+        yield rel, int(Path(rel).stem), g, (int(y0 * h), int(x0 * w), int(np.ceil(y1 * h)), int(np.ceil(x1 * w)))
+
+
+def _array_items(source: str, data_dir):
+    from mnist_gen.evalsets.scans import default_usps_path, read_uci, read_usps
+
+    if source == "usps":
+        ink, labels = read_usps(default_usps_path())
+    elif source == "uci":
+        ink, labels = read_uci()
+    else:
+        from mnist_gen.data.mnist import load_mnist
+
+        m = load_mnist(Path(data_dir) if data_dir else paths.data_dir())
+        ink, labels = m["x_test"][:MNIST_CONTROL] / 255.0, m["y_test"][:MNIST_CONTROL]
+    for i, (a, y) in enumerate(zip(ink, labels, strict=True)):
+        g = np.round(255 * (1 - np.clip(a, 0, 1))).astype(np.uint8)  # stored as files are: dark ink on white
+        ys, xs = np.nonzero(a > 0.05)
+        box = (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) if len(ys) else (0, 0, *a.shape)
+        yield f"{source}_{i:05d}", int(y), g, box
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def _resize(g: np.ndarray, side: int) -> np.ndarray:
+    h, w = g.shape
+    k = side / max(h, w)
+    return np.asarray(Image.fromarray(g).resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS))
+
+
+def _crop(g: np.ndarray, box, margin: int) -> np.ndarray:
+    y0, x0, y1, x1 = box
+    h, w = g.shape
+    return g[max(0, y0 - margin) : min(h, y1 + margin), max(0, x0 - margin) : min(w, x1 + margin)]
+
+
+def _levels(g: np.ndarray) -> tuple[float, float]:
+    """(paper, ink) grey levels of a crop: its 90th and 1st percentiles."""
+    return float(np.percentile(g, 90)), float(np.percentile(g, 1))
+
+
+def _recolour(g: np.ndarray, paper_new: float, diff: float, rng) -> np.ndarray:
+    """Ink share t (0 paper .. 1 darkest ink) re-rendered as ``paper_new - t * diff`` plus sensor noise."""
+    paper, ink = _levels(g)
+    t = np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+    return np.clip(np.round(paper_new - t * diff + rng.normal(0, 2.0, g.shape)), 0, 255).astype(np.uint8)
+
+
+def _with_margin(g: np.ndarray, box, area_frac: float, rng) -> np.ndarray:
+    """The digit's box placed (off-centre, at random) on paper so that it covers ``area_frac`` of the image."""
+    crop = _crop(g, box, 0)
+    h, w = crop.shape
+    side = int(np.ceil(np.sqrt(h * w / area_frac)))
+    paper, _ = _levels(g)
+    out = np.clip(np.round(rng.normal(paper, 2.0, (side, side))), 0, 255).astype(np.uint8)
+    top = int(np.clip((side - h) // 2 + rng.integers(-side // 6, side // 6 + 1), 0, side - h))
+    left = int(np.clip((side - w) // 2 + rng.integers(-side // 6, side // 6 + 1), 0, side - w))
+    out[top : top + h, left : left + w] = crop
+    return _resize(out, 2000) if side > 2000 else out
+
+
+def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
+    """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG')."""
+    height = box[2] - box[0]
+    if variant == "native":
+        return g, "PNG"
+    if variant in ("tight0", "tight2"):
+        return _crop(g, box, int(variant[-1])), "PNG"
+    if variant == "margin":
+        return _with_margin(g, box, 0.05, rng), "PNG"
+    if variant.startswith("px"):
+        return _resize(_crop(g, box, max(1, height // 10)), int(variant[2:])), "PNG"
+    if variant == "stretch_bin16":
+        c = _crop(g, box, 0)
+        s = np.asarray(Image.fromarray(c).resize((16, 16), Image.Resampling.BOX), np.float32)
+        paper, ink = _levels(c)
+        return np.where(s < (paper + ink) / 2, 0, 255).astype(np.uint8), "PNG"
+    margin = max(1, height // 5)
+    if variant == "grey_lowc":
+        return _recolour(_crop(g, box, margin), 150, rng.uniform(20, 40), rng), "PNG"
+    if variant == "dark_lowc":
+        return _recolour(_crop(g, box, margin), 60, rng.uniform(20, 40), rng), "PNG"
+    if variant == "jpeg":
+        return _crop(g, box, margin), "JPEG"
+    raise ValueError(f"unknown framing variant {variant!r}")
+
+
+def variant_dir(source: str, variant: str, inverted: bool, data_dir=None) -> Path:
+    root = Path(data_dir) if data_dir else paths.data_dir()
+    return root / "framing" / f"v{FRAMING_VERSION}" / source / (variant + ("_inv" if inverted else ""))
+
+
+def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> Path:
+    """Render one framing of one source as files (once; a complete folder is reused)."""
+    out = variant_dir(source, variant, inverted, data_dir)
+    if out.is_dir():
+        return out
+    items = _photo_items() if source == "photos" else _array_items(source, data_dir)
+    tmp = out.with_name(out.name + ".partial")
+    log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
+    for i, (item_id, label, g, box) in enumerate(items):
+        rng = np.random.default_rng([i, VARIANTS.index(variant)])  # the same file every time
+        img, fmt = render(g, box, variant, rng)
+        if inverted:
+            img = 255 - img
+        folder = tmp / str(label)
+        folder.mkdir(parents=True, exist_ok=True)
+        stem = Path(item_id.replace("/", "_")).stem
+        if fmt == "JPEG":
+            Image.fromarray(img).save(folder / f"{stem}.jpg", quality=int(rng.integers(10, 31)))
+        else:
+            Image.fromarray(img).save(folder / f"{stem}.png")
+    tmp.rename(out)  # a half-rendered folder is never mistaken for a complete one
+    return out
+
+
+def _needs(source: str):
+    if source == "photos":
+        return seed_photo_dir
+    if source == "usps":
+        from mnist_gen.evalsets.scans import default_usps_path
+
+        return default_usps_path
+    if source == "mnist":
+        from mnist_gen.evalsets.mnist import mnist_raw_dir
+
+        return mnist_raw_dir
+    return None
+
+
+def _loader(source: str, variant: str, inverted: bool):
+    name = f"{source}_{variant}" + ("_inv" if inverted else "")
+
+    def load(preprocess=None, data_dir=None, **_) -> EvalSet:
+        try:
+            folder = build_variant(source, variant, inverted, data_dir)
+        except (FileNotFoundError, UserError) as e:
+            raise UserError(f"Set {name} needs its source data: {e}") from e
+        from mnist_gen.preprocess import as_config
+
+        cfg = as_config(preprocess)
+        key = {"set": name, "folder": str(folder), "framing": FRAMING_VERSION,
+               "preprocess": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__}}
+        return cached(name, key, lambda: load_photo_folder(folder, cfg, name=name), data_dir)
+
+    return name, load
+
+
+for _source, (_variants, _what) in SOURCES.items():
+    for _variant in _variants:
+        for _inverted in (False, True):
+            _name, _load = _loader(_source, _variant, _inverted)
+            register(_name, f"{_what} as files: {_variant}{', inverted' if _inverted else ''}", SIZES[_source],
+                     _needs(_source))(_load)
+# The photos' own native framing is ``seed_photos``; only its negative is a new set.
+_name, _load = _loader("photos", "native", True)
+register(_name, "the study's 29 photos as files: native, inverted", 29, seed_photo_dir)(_load)

@@ -1,0 +1,120 @@
+"""Settings of the MNIST-like pipeline, in one place: the fields of ``PreprocessConfig``.
+
+``configs/preprocess/<name>.yaml`` presets only override fields of this dataclass, which
+Hydra knows as the group's schema (``preprocess/base``): a typo in a preset or on the command
+line is refused, and each default lives here alone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+
+import numpy as np
+
+from mnist_gen.errors import UserError
+
+#: MNIST's geometry: a 20×20 box for the digit inside a 28×28 field.
+MNIST_SIZE = 28
+MNIST_BOX = 20
+
+
+@dataclass
+class PreprocessConfig:
+    """All knobs of the photo → MNIST pipeline (defaults = ``configs/preprocess/mnist_like.yaml``)."""
+
+    method: str = "mnist_like"  # mnist_like | naive (the study's whole-photo resize)
+    exif_transpose: bool = True  # phones store photos sideways and record the rotation in EXIF
+    max_load_side: int = 2048  # huge files are reduced while decoding (JPEG draft / reduce)
+    work_size: int = 640  # longest side the photo is analysed at
+    min_work_size: int = 112  # tiny inputs (a 16×16 scan, a 28×28 array) are enlarged to this first
+    smooth_sigma: float = 1.0  # px at work size; averages away paper grain and sensor noise
+    frame_frac: float = 0.06  # the frame the paper is fitted to: this × the image side from each edge
+    max_frame_ink: float = 0.4  # more of the frame than this off the paper: it is mixed, topology decides
+    min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
+    min_grain: float = 0.008  # floor of the paper's grain, 2 of 255 levels (a synthetic image has none)
+    min_grain_frac: float = 0.02  # and at least this × the image's range (JPEG's flat blocks hide the grain)
+    background_frac: float = 0.12  # the paper closing is at least this × longest side wide
+    min_paper: float = 0.1  # ink darkness is relative to the paper, which counts as at least this bright
+    snr: float = 5.0  # ink must be this many × the paper's grain darker than the paper
+    min_peak_snr: float = 6.0  # the strongest ink must reach this × the grain, else nothing is there
+    min_contrast: float = 0.03  # and at least this much darker (relative), whatever the grain
+    threshold_frac: float = 0.4  # threshold is at least this × the strongest ink (a stroke's halo is not ink)
+    line_frac: float = 0.5  # straight runs longer than this × image side may be ruled lines ...
+    line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink
+    line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on
+    speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
+    min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
+    max_loops: int = 3  # a digit has at most two loops (8); a tangle with more is noise or texture
+    min_digit_ink_share: float = 0.35  # the chosen digit holds at least this share of all ink
+    group_margin: float = 0.35  # pieces within this × digit size of the main stroke belong to it
+    edge_penalty: float = 0.05  # weight of marks hugging the frame (page edges, shadows) when others do not
+    stroke_ratio: float | None = 0.12  # stroke width / box side; MNIST: median 0.135, IQR 0.117–0.157
+    stroke_tolerance: float = 0.25  # leave strokes alone within ±25 % of the target
+    stroke_max_thicken: float = 3.0  # at most this × current width is added (hairlines → MNIST pen)
+    stroke_max_thin: float = 0.5  # at most this × current width is removed (thin parts must survive)
+    saturate_quantile: float | None = 0.5  # this ink quantile → full white (MNIST cores: 255)
+    box: int = MNIST_BOX
+    size: int = MNIST_SIZE
+    naive_threshold: float | None = None  # the study's fixed threshold (0–255 after inversion), if any
+
+    def __post_init__(self):
+        if self.method not in ("mnist_like", "naive"):
+            raise UserError(f"preprocess.method must be 'mnist_like' or 'naive', got '{self.method}'.")
+        self.line_angles = tuple(float(a) for a in self.line_angles)
+
+
+@dataclass
+class PreprocessResult:
+    """``digit`` is uint8 28×28 (bright ink on black) or None with a one-sentence ``reason``."""
+
+    digit: np.ndarray | None
+    reason: str | None = None
+    views: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.digit is not None
+
+
+class NoDigit(Exception):
+    """Internal: the pipeline found no digit; the message becomes ``PreprocessResult.reason``."""
+
+
+def as_config(cfg: PreprocessConfig | Mapping | None = None, **overrides) -> PreprocessConfig:
+    """Accept a config object, a plain/Hydra mapping or None (defaults); unknown keys are a user error."""
+    if isinstance(cfg, PreprocessConfig) and not overrides:
+        return cfg
+    base = (
+        {}
+        if cfg is None
+        else (
+            {f.name: getattr(cfg, f.name) for f in fields(cfg)}
+            if isinstance(cfg, PreprocessConfig)
+            else dict(cfg)
+        )
+    )
+    base.update(overrides)
+    known = {f.name for f in fields(PreprocessConfig)}
+    unknown = sorted(set(base) - known)
+    if unknown:
+        raise UserError(
+            f"Unknown preprocess setting(s) {', '.join(unknown)}; valid: {', '.join(sorted(known))}."
+        )
+    if base.get("line_angles") is not None:
+        base["line_angles"] = tuple(base["line_angles"])
+    return PreprocessConfig(**base)
+
+
+def register_schema() -> None:
+    """Make ``PreprocessConfig`` the schema of Hydra's ``preprocess`` group (``preprocess/base``).
+
+    Done on import of this module (Hydra's structured-config pattern), so any composition of
+    the packaged configs finds it; calling it again is harmless.
+    """
+    from hydra.core.config_store import ConfigStore
+
+    ConfigStore.instance().store(group="preprocess", name="base", node=PreprocessConfig)
+
+
+register_schema()

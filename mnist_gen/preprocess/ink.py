@@ -1,0 +1,201 @@
+"""Ink -> the digit: threshold, ruled lines, the digit's strokes among the marks, its crop."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+
+from mnist_gen.preprocess.config import NoDigit, PreprocessConfig
+
+
+def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(binary mask, soft ink): the mask finds components, the soft map keeps grey edges.
+
+    The threshold is the larger of ``snr`` × the paper's grain (ink must stand out from the
+    paper's own noise: on clean low-contrast paper 20 grey levels are plenty, on grainy paper
+    they are not) and ``threshold_frac`` × the strongest ink (a stroke's faint halo is not a
+    stroke). MNIST's strokes have anti-aliased grey borders, so the soft map keeps them.
+    """
+    strong = float(np.percentile(ink, 99.9)) if ink.size else 0.0
+    t = max(cfg.snr * grain, cfg.threshold_frac * strong, cfg.min_contrast)
+    if strong < cfg.min_peak_snr * grain or strong <= t:
+        return np.zeros(ink.shape, bool), np.zeros_like(ink)
+    mask = ink > t
+    hi = max(float(np.percentile(ink[mask], 75)), t + 1e-3)
+    lo = 0.5 * t
+    return mask, np.clip((ink - lo) / (hi - lo), 0, 1).astype(np.float32)
+
+
+def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray:
+    t = np.linspace(-(length - 1) / 2, (length - 1) / 2, length)
+    off = np.round(t * np.tan(np.deg2rad(angle_deg))).astype(int)
+    along = np.round(t).astype(int) - int(np.round(t).min())
+    across = off - off.min()
+    fp = np.zeros((across.max() + 1, along.max() + 1), bool)
+    fp[across, along] = True
+    return fp.T if vertical else fp
+
+
+def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Mask of ruled/squared-paper lines and straight page edges to erase.
+
+    Candidates: straight runs of ink longer than ``line_frac`` of the image (an opening with a
+    long thin line, on a max-pooled copy about 80 px wide, at a few angles), thin across. A candidate is
+    erased only when it is much longer than the digit left without it
+    (``line_over_digit`` × the rest of the ink's extent): a rule crosses the whole page, a
+    7's bar or a 1's stem in a tight crop is as long as the digit and stays. Where a pen
+    stroke crosses a rule its run across the rule is long, so the digit is not cut in two.
+    """
+    h, w = ink.shape
+    none = np.zeros(ink.shape, bool)
+    if not cfg.line_frac or cfg.line_frac <= 0:
+        return none
+    f = max(1, max(h, w) // 80)  # lines survive max-pooling; about 80 px is enough to see them
+    ph, pw = -h % f, -w % f
+    small = np.pad(mask, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).any(axis=(1, 3))
+    across = max(5, int(round(0.015 * max(h, w))))
+    lines = none.copy()
+    for vertical in (False, True):
+        length = int(cfg.line_frac * (small.shape[0] if vertical else small.shape[1]))
+        if length < 8 or _extent(small, 0 if vertical else 1) < length:
+            continue  # no ink runs that far: no line (most photos stop here)
+        coarse = np.zeros_like(small)
+        for ang in cfg.line_angles:
+            coarse |= ndi.binary_opening(small, structure=_line_footprint(length, ang, vertical))
+        if not coarse.any():
+            continue
+        coarse = np.repeat(np.repeat(ndi.binary_dilation(coarse), f, 0), f, 1)[:h, :w]
+        thin = ink - ndi.grey_opening(ink, size=(1, across) if vertical else (across, 1))
+        cand = coarse & mask & (thin > 0.6 * ink)
+        if not cand.any():
+            continue
+        rest = mask & ~ndi.binary_dilation(cand, iterations=2)
+        rest = _drop_specks(rest, cfg)
+        axis = 0 if vertical else 1
+        extent = _extent(rest, axis)
+        lab, n = ndi.label(cand, structure=np.ones((3, 3)))
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            run = sl[axis].stop - sl[axis].start
+            if run >= cfg.line_over_digit * max(extent, 1):
+                lines |= lab == i
+    if lines.any():
+        lines = ndi.binary_dilation(lines) & (ink > 0)
+    return lines
+
+
+def _extent(mask: np.ndarray, axis: int) -> int:
+    idx = np.nonzero(mask.any(axis=1 - axis))[0]
+    return int(idx[-1] - idx[0] + 1) if len(idx) else 0
+
+
+def _drop_specks(mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return mask
+    area = np.bincount(lab.ravel(), minlength=n + 1)
+    keep = area >= max(4.0, cfg.speck_frac * area[1:].max())
+    keep[0] = False
+    return keep[lab]
+
+
+def _component_table(mask: np.ndarray, soft: np.ndarray):
+    lab, n = ndi.label(mask, structure=np.ones((3, 3)))
+    if n == 0:
+        return lab, []
+    flat = lab.ravel()
+    area = np.bincount(flat, minlength=n + 1)
+    mass = np.bincount(flat, weights=soft.ravel(), minlength=n + 1)
+    ys, xs = np.indices(mask.shape)
+    cy = np.bincount(flat, weights=ys.ravel(), minlength=n + 1) / np.maximum(area, 1)
+    cx = np.bincount(flat, weights=xs.ravel(), minlength=n + 1) / np.maximum(area, 1)
+    objs = ndi.find_objects(lab)
+    return lab, [
+        {"label": i, "area": float(area[i]), "mass": float(mass[i]), "com": (cy[i], cx[i]), "slc": objs[i - 1]}
+        for i in range(1, n + 1)
+    ]
+
+
+def _touches_frame(c: dict, shape: tuple[int, int]) -> bool:
+    (ys, xs), (h, w) = c["slc"], shape
+    return ys.start == 0 or xs.start == 0 or ys.stop == h or xs.stop == w
+
+
+def _edge_like(c: dict, shape: tuple[int, int]) -> bool:
+    """Hugs a border over a third of its length: a page edge, a table, a shadow — or a stroke of a tightly cropped digit."""
+    (ys, xs), (h, w) = c["slc"], shape
+    touches_tb = ys.start == 0 or ys.stop == h
+    touches_lr = xs.start == 0 or xs.stop == w
+    return (touches_tb and (xs.stop - xs.start) > w / 3) or (touches_lr and (ys.stop - ys.start) > h / 3)
+
+
+def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Boolean mask of the digit: the main component plus the pieces that belong to it.
+
+    Specks (dust, paper grain) are dropped by size. Among the rest the one with the most ink,
+    mildly favouring the centre, is the digit. Components hugging the frame (page edges, a
+    table, shadows) are heavily down-weighted, but only when something else does not touch
+    the frame: in a tight crop every stroke touches it, and nothing is a page edge. Nearby
+    pieces join the digit (a 5's flag, a stroke broken by a ruled line). Raises ``NoDigit``
+    when nothing credible is left.
+    """
+    h, w = mask.shape
+    lab, comps = _component_table(mask, soft)
+    largest = max((c["area"] for c in comps), default=0.0)
+    comps = [c for c in comps if c["area"] >= max(4.0, cfg.speck_frac * largest)]
+    if not comps:
+        raise NoDigit("no digit found: the image holds no ink mark larger than a speck")
+    big = max(c["mass"] for c in comps)
+    framed = any(not _touches_frame(c, (h, w)) for c in comps if c["mass"] >= 0.1 * big)
+    diag = float(np.hypot(h, w))
+    for c in comps:
+        d = np.hypot(c["com"][0] - h / 2, c["com"][1] - w / 2) / diag
+        c["edge"] = framed and _edge_like(c, (h, w))
+        c["score"] = c["mass"] * np.exp(-((d / 0.5) ** 2)) * (cfg.edge_penalty if c["edge"] else 1.0)
+    main = max(comps, key=lambda c: c["score"])
+    ys, xs = main["slc"]
+    size = max(ys.stop - ys.start, xs.stop - xs.start)
+    m = cfg.group_margin * size
+    y0, y1, x0, x1 = ys.start - m, ys.stop + m, xs.start - m, xs.stop + m
+    keep = [main["label"]]
+    for c in comps:
+        cy, cx = c["slc"]
+        if c is main or c["edge"] or c["mass"] < 0.02 * main["mass"]:
+            continue
+        if cy.start < y1 and cy.stop > y0 and cx.start < x1 and cx.stop > x0:
+            keep.append(c["label"])
+    digit = np.isin(lab, keep)
+    dys, dxs = ndi.find_objects(digit.astype(np.int32))[0]
+    longest = max(dys.stop - dys.start, dxs.stop - dxs.start)
+    if longest < max(4, cfg.min_digit_frac * min(h, w)):
+        raise NoDigit(
+            "no digit found: the largest ink mark is too small to be a digit (blank page or specks)"
+        )
+    loops = count_loops(digit[dys, dxs], min_area=max(4.0, cfg.speck_frac * float(digit.sum())))
+    if loops > cfg.max_loops:
+        raise NoDigit(
+            f"no digit found: the largest mark is a tangle with {loops} loops (noise or texture, not a digit)"
+        )
+    total = sum(c["mass"] for c in comps if not c["edge"])
+    share = float(soft[digit].sum()) / max(total, 1e-6)
+    if share < cfg.min_digit_ink_share:
+        raise NoDigit(
+            f"no digit found: the ink is scattered over many marks (largest holds {share:.0%}; noise or several objects)"
+        )
+    return digit
+
+
+def count_loops(mask: np.ndarray, min_area: float) -> int:
+    """Enclosed background regions (the holes of 0, 6, 8, 9) bigger than a speck."""
+    lab, n = ndi.label(~np.pad(mask, 1))  # the padded border joins all outside background into one
+    if n <= 1:
+        return 0
+    sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+    outside = lab[0, 0]
+    return int(sum(1 for i, a in enumerate(sizes, start=1) if i != outside and a >= min_area))
+
+
+def crop_to_digit(soft: np.ndarray, digit: np.ndarray) -> np.ndarray:
+    """Keep only the digit's ink (plus its grey fringe) inside its bounding box — MNIST's first step."""
+    keep = ndi.binary_dilation(digit, iterations=2)
+    ys, xs = ndi.find_objects(keep.astype(np.int32))[0]
+    return np.where(keep, soft, 0)[ys, xs]

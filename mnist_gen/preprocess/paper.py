@@ -1,0 +1,234 @@
+"""The paper: where it is, how grainy, which way the ink departs from it; and the ink relative to it.
+
+One mechanism for every framing. A digit image is paper (a smooth surface: even, or lit from
+one side) plus ink (strokes darker, or lighter, than the paper). The paper is estimated first,
+robustly, from the image's frame; the ink is whatever stands out from it by more than the
+paper's own grain. Nothing assumes a margin, a size, a polarity or a contrast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from mnist_gen.preprocess.config import PreprocessConfig
+from mnist_gen.preprocess.normalize import resize, stroke_width
+
+
+def _coarse(gray: np.ndarray, side: int = 48) -> np.ndarray:
+    h, w = gray.shape
+    k = side / max(h, w)
+    if k >= 1:
+        return gray
+    return resize(gray, (max(2, round(h * k)), max(2, round(w * k))), Image.Resampling.BOX)
+
+
+def _plane_basis(h: int, w: int) -> np.ndarray:
+    y = np.linspace(-0.5, 0.5, h)[:, None] * np.ones((1, w))
+    x = np.ones((h, 1)) * np.linspace(-0.5, 0.5, w)[None, :]
+    return np.stack([np.ones_like(x), x, y], -1).reshape(-1, 3)
+
+
+@dataclass
+class Paper:
+    """The paper: a smooth surface, its grain, and which way the ink departs from it."""
+
+    coef: np.ndarray  # plane over [-0.5, 0.5]², in the image's own grey levels
+    grain: float  # robust std of the paper around its surface, at the resolution it was fitted
+    dark_ink: bool  # the ink is darker than the paper (pen on paper), else lighter (chalk, MNIST arrays)
+
+    def surface(self, shape: tuple[int, int]) -> np.ndarray:
+        a0, ax, ay = self.coef
+        y = np.linspace(-0.5, 0.5, shape[0], dtype=np.float32)[:, None]
+        x = np.linspace(-0.5, 0.5, shape[1], dtype=np.float32)[None, :]
+        return (np.float32(a0) + np.float32(ax) * x + np.float32(ay) * y).astype(np.float32)
+
+
+def frame_mask(shape: tuple[int, int], frac: float) -> np.ndarray:
+    """The ring of pixels within ``frac`` of the image side from its edges (at least one pixel)."""
+    k = max(1, int(round(frac * max(shape))))
+    ring = np.zeros(shape, bool)
+    ring[:k], ring[-k:], ring[:, :k], ring[:, -k:] = True, True, True, True
+    return ring
+
+
+def _half_sample_mode(x: np.ndarray) -> float:
+    """The densest value: keep the shortest half of the sorted values until a few remain
+    (Bickel & Frühwirth 2006). Robust to anything outside the densest cluster."""
+    s = np.sort(np.asarray(x, np.float64).ravel())
+    while len(s) > 3:
+        h = (len(s) + 1) // 2
+        i = int(np.argmin(s[h - 1 :] - s[: len(s) - h + 1]))
+        s = s[i : i + h]
+    return float(np.median(s))
+
+
+def _paper_level(x: np.ndarray) -> tuple[float, float]:
+    """(level, spread as a normal's σ) of the densest cluster of values: the half-sample mode,
+    and the lower quartile of the distances to it (0.3186 σ for a normal), which strokes on up
+    to half of the values do not move."""
+    level = _half_sample_mode(x)
+    return level, float(np.quantile(np.abs(x - level), 0.25)) / 0.3186
+
+
+def _lts_plane(basis: np.ndarray, z: np.ndarray, starts: int = 4) -> tuple[np.ndarray, float]:
+    """Least-trimmed-squares plane: the plane fitting the best half of the points, and the
+    spread of that half as a normal's σ. Tolerates anything in the other half, on either
+    side (FAST-LTS, Rousseeuw & Van Driessen 2006: random starts, concentration steps)."""
+    n = len(z)
+    h = n // 2 + 1
+    rng = np.random.default_rng(0)  # deterministic: the same image always gives the same paper
+    best, best_obj = np.array([np.median(z), 0.0, 0.0]), np.inf
+    inits = [best] + [
+        np.linalg.lstsq(basis[i], z[i], rcond=None)[0] for i in (rng.choice(n, 3, replace=False) for _ in range(starts))
+    ]
+    for coef in inits:
+        for _ in range(6):
+            r2 = (z - basis @ coef) ** 2
+            keep = np.argpartition(r2, h - 1)[:h]
+            coef = np.linalg.lstsq(basis[keep], z[keep], rcond=None)[0]
+        obj = float(np.sort((z - basis @ coef) ** 2)[:h].sum())
+        if obj < best_obj:
+            best, best_obj = coef, obj
+    # A normal's central half (|z| < 0.6745) has mean square 0.1426 σ².
+    return best, float(np.sqrt(best_obj / h / 0.1426))
+
+
+def _otsu(x: np.ndarray, bins: int = 256) -> float:
+    """Otsu's threshold (written here: ten lines, not worth scikit-image as a dependency)."""
+    hist, edges = np.histogram(x, bins=bins)
+    mids = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(hist)
+    w1 = w0[-1] - w0
+    m0 = np.cumsum(hist * mids) / np.maximum(w0, 1)
+    m1 = (np.sum(hist * mids) - np.cumsum(hist * mids)) / np.maximum(w1, 1)
+    between = w0 * w1 * (m0 - m1) ** 2
+    return float(mids[int(np.argmax(between[:-1]))])
+
+
+def _fewer_pieces_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """Split the image in two at Otsu's threshold; True when the dark class has fewer pieces
+    (8-connected, specks ignored), i.e. is the ink. A tie goes to dark ink, the common case."""
+    dark = c < _otsu(c)
+    min_size = max(2, int(cfg.speck_frac * c.size))
+
+    def pieces(m: np.ndarray) -> int:
+        lab, n = ndi.label(m, structure=np.ones((3, 3)))
+        return int((np.bincount(lab.ravel(), minlength=n + 1)[1:] >= min_size).sum())
+
+    return pieces(dark) <= pieces(~dark)
+
+
+def find_paper(gray: np.ndarray, cfg: PreprocessConfig) -> Paper:
+    """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
+
+    The one assumption about framing: **the paper owns the frame**. With any margin the frame
+    is all paper; in a crop tight to the ink, strokes touch it, but along less than half of
+    it (MNIST's training digits cropped to their ink at 0 px: the frame is ink for a median
+    21 % of its length, and for more than half in 1 % of digits, nearly all near-vertical 1s).
+    Inside, the ink may cover any share of the image.
+
+    The surface is a plane, fitted to the frame's pixels by least trimmed squares (the best
+    half of the frame decides; the strokes that touch it are ignored): it follows light
+    falling from one side across a page and can follow no stroke; softer shading is divided
+    out later (``flatten_illumination``). It is fitted on the image as given (box-reduced when
+    large), before any enlarging blurs the strokes into the frame. The ink's polarity is the
+    side on which the image departs from the plane by more: pen on paper, chalk on a board, an
+    MNIST array (bright ink on black) and an inverted scan all come out right.
+    """
+    c = _coarse(gray)
+    ring = frame_mask(c.shape, cfg.frame_frac).reshape(-1)
+    basis = _plane_basis(*c.shape)
+    z = c.reshape(-1).astype(np.float64)
+    zr = z[ring]
+    level, scale = _paper_level(zr)
+    coef = np.array([level, 0.0, 0.0])
+    if max(c.shape) >= cfg.min_plane_side:
+        plane, plane_scale = _lts_plane(basis[ring], zr)
+        if plane_scale < 0.5 * scale:
+            # Light from one side of a page: a tilted plane fits the frame far better than a
+            # flat paper. Only then, and only on images large enough to show lighting, or it
+            # could lean across a tight crop through paper on one side and ink on the other.
+            coef, scale = plane, plane_scale
+    # Floors: 8-bit levels and JPEG's flat blocks can make the measured grain 0; a paper is
+    # never smoother than ``min_grain``, nor than ``min_grain_frac`` of the image's range.
+    span = float(np.percentile(z, 99.5) - np.percentile(z, 0.5))
+    scale = max(scale, cfg.min_grain, cfg.min_grain_frac * span)
+    r = z - basis @ coef
+    if (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink:
+        # The frame is mixed: thick strokes run along nearly half of it or more (a tight crop of
+        # a bold digit), and it cannot tell paper from ink. Then topology decides: a digit's ink
+        # is one connected stroke (or a few pieces), while the paper it cuts through falls
+        # apart into corners and holes. The class with fewer pieces is the ink; the paper's
+        # level is the frame's top decile on its side.
+        dark_ink = _fewer_pieces_is_dark(c, cfg)
+        side = np.percentile(zr, 90 if dark_ink else 10)
+        paper_px = zr[(zr >= _otsu(c)) == dark_ink]
+        spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
+        return Paper(np.array([side, 0.0, 0.0]), max(spread, cfg.min_grain), dark_ink)
+    # Count only clear departures: beyond the grain, and beyond a third of the strongest one
+    # (a paper's texture, whose grain a JPEG's flat blocks hide, is not ink).
+    t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
+    dark = float(np.clip(-r - t, 0, None).sum())
+    light = float(np.clip(r - t, 0, None).sum())
+    return Paper(coef, scale, dark >= light)
+
+
+def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:
+    """Grey closing of width ``k``, smoothed, never below ``g``: the paper with the strokes lifted off.
+
+    Computed on a max-pooled copy (the lid is smooth at the scale of ``k``, and pooling by the
+    maximum never lowers it below a stroke's paper), then enlarged: the same result for a
+    fraction of the cost of a wide closing at full resolution.
+    """
+    f = max(1, k // 8)
+    h, w = g.shape
+    if f > 1:
+        ph, pw = -h % f, -w % f
+        small = np.pad(g, ((0, ph), (0, pw)), mode="edge").reshape((h + ph) // f, f, (w + pw) // f, f).max(axis=(1, 3))
+    else:
+        small = g
+    kk = max(3, int(round(k / f)))
+    lid = ndi.grey_closing(small, size=(kk, kk), mode="nearest")
+    lid = ndi.uniform_filter(lid, size=kk, mode="nearest")
+    if f > 1:
+        lid = resize(lid, (small.shape[0] * f, small.shape[1] * f), Image.Resampling.BILINEAR)[:h, :w]
+    return np.maximum(lid, g)
+
+
+def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
+    """(relative ink darkness in [0, 1], lighting and shadows divided out; grain in the same units).
+
+    ``g`` is the smoothed image turned to dark ink. The paper's brightness: a grey closing (a
+    rolling "lid" wider than any stroke lifts the ink away and leaves the paper), smoothed.
+    The lid must be wider than the strokes, a property of the digit, not of the image: 3 × the
+    stroke width of the ink the paper surface leaves, and at least ``background_frac`` of the
+    image (so a photo's paper texture is not taken for lighting). Dividing by the paper turns a
+    gradient (``sydney/``) or a shadow into a flat page.
+    """
+    surface = paper.surface(g.shape)
+    if not paper.dark_ink:
+        surface = 1.0 - surface
+    above = surface - g  # ink positive
+    rough = above > 0.5 * float(np.percentile(above, 99.5))  # stroke cores
+    width = stroke_width(rough)
+    k = int(round(max(cfg.background_frac * max(g.shape), 3 * width, 3)))
+    lid = _paper_lid(g, k)
+    # Relative to the paper (lighting multiplies); the floor keeps a near-black "paper" from
+    # turning its grain into full-contrast ink.
+    level = np.maximum(lid, cfg.min_paper)
+    ink = (lid - g) / level
+    # The paper's own level and grain in this map, measured well away from the strokes (the lid
+    # rides on the top of the grain, so bare paper is not exactly 0). A crop too tight to leave
+    # bare paper uses the frame's grain from find_paper.
+    clear = ~ndi.binary_dilation(rough, iterations=int(np.ceil(width)) + 2)
+    if clear.sum() >= 64:
+        v = ink[clear]
+        base = float(np.median(v))
+        grain = float(1.4826 * np.median(np.abs(v - base)))
+    else:
+        base, grain = 0.0, paper.grain / float(np.median(level))
+    return np.clip(ink - base, 0, 1).astype(np.float32), max(grain, cfg.min_grain)
