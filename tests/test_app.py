@@ -7,6 +7,7 @@ with a sentence saying so rather than skipping, so a missing browser is never mi
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import re
 import shutil
 import subprocess
 import sys
-import time
+import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -32,39 +33,51 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 SEED_PHOTO = paths.shared_data_dir() / "handwritten" / "seed_photos" / "philip" / "3.png"
 
 
-
-
 def _app(*args: str) -> list[str]:
     return [sys.executable, "-m", "mnist_gen.app", *args]
 
 
-@pytest.fixture(scope="module")
-def server(tiny_run, tmp_path_factory):
-    """The real command line on a free port; yields (base URL, handwritten dir); stopped afterwards."""
-    hw = tmp_path_factory.mktemp("app") / "handwritten"
-    proc = subprocess.Popen(_app("--models", str(tiny_run), "--port", "0", "--handwritten-dir", str(hw)),
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+@contextlib.contextmanager
+def _serving(*args: str):
+    """The real command line on a free port; yields (base URL, everything it printed); stopped after.
+    Its output is read for the whole run (a full pipe would block the server)."""
+    proc = subprocess.Popen(_app("--port", "0", *args), cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
     lines: list[str] = []
-    try:
-        deadline = time.monotonic() + 180
-        url = None
-        while url is None and time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
+    started = threading.Event()
+
+    def drain():
+        for line in proc.stdout:
             lines.append(line)
-            m = re.search(r"http://127\.0\.0\.1:(\d+)/", line)
-            url = m and m.group(0).rstrip("/")
-        assert url, "the demo server did not start:\n" + "".join(lines)
-        yield url, hw
+            if re.search(r"http://127\.0\.0\.1:(\d+)/", line):
+                started.set()
+        started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        started.wait(180)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(lines))
+        assert m, "the demo server did not start:\n" + "".join(lines)
+        yield m.group(0).rstrip("/"), lines
     finally:
-        proc.terminate()
+        proc.terminate()  # SIGTERM: the demo stops cleanly
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+        reader.join(10)
+
+
+@pytest.fixture(scope="module")
+def server(tiny_run, tmp_path_factory):
+    """The demo serving the tiny run; yields (base URL, handwritten dir). Its log must hold no traceback."""
+    hw = tmp_path_factory.mktemp("app") / "handwritten"
+    with _serving("--models", str(tiny_run), "--handwritten-dir", str(hw)) as (url, lines):
+        yield url, hw
+    log = "".join(lines)
+    assert "Traceback" not in log and "mnist_gen demo stopped." in log, log[-3000:]
 
 
 def _request(url: str, data: bytes | None = None, ctype: str = "application/json", headers=None):
@@ -89,10 +102,10 @@ def _png(arr: np.ndarray) -> bytes:
 def _expected(run_dir: Path, photo: Path) -> tuple[int, np.ndarray]:
     """What predict.py's pipeline says for ``photo``: the number the page must show."""
     from mnist_gen.models.predictors import load_predictor
-    from mnist_gen.predict_cli import preprocess_config
     from mnist_gen.preprocess import to_mnist
+    from mnist_gen.settings import compose_group
 
-    res = to_mnist(photo, preprocess_config("mnist_like"))
+    res = to_mnist(photo, compose_group("preprocess", "mnist_like"))
     assert res.digit is not None, res.reason
     p = load_predictor(run_dir).predict_proba(res.digit[None])[0]
     return int(np.argmax(p)), p
@@ -110,6 +123,19 @@ def test_no_models_is_one_sentence_and_exit_2(tmp_path):
         err = proc.stderr.strip()
         assert err.startswith("error: ") and "Traceback" not in err and len(err.splitlines()) == 1, err
         assert str(where) in err
+
+
+def test_without_models_serves_the_bundled_default_or_says_so():
+    from mnist_gen.models.bundled import resolve
+
+    if resolve("default") is None:  # no bundle built yet: one sentence asking for --models
+        proc = subprocess.run(_app("--port", "0"), cwd=ROOT, capture_output=True, text=True, timeout=120)
+        err = proc.stderr.strip()
+        assert proc.returncode == 2 and len(err.splitlines()) == 1 and "--models" in err, err
+        return
+    with _serving() as (url, _):
+        status, info = _request(url + "/api/models")
+        assert status == 200 and len(info["models"]) == 1 and "bundled" in info["models_root"]
 
 
 # -- JSON API ---------------------------------------------------------------------------------------
@@ -141,6 +167,10 @@ def test_api_answers_like_predict_and_refuses_bad_input(server, tiny_run):
     assert status == 400 and "JSON" in res["error"]
     status, res = _request(url + "/api/predict", b"", "image/png")
     assert status == 400 and "empty" in res["error"]
+    status, res = _request(url + "/api/predict")  # wrong method / no such page: JSON sentences too
+    assert status == 405 and "GET" in res["error"]
+    status, res = _request(url + "/nowhere")
+    assert status == 404 and "/nowhere" in res["error"]
     # an oversized upload is refused from its Content-Length, before the body is read
     req = urllib.request.Request(url + "/api/predict", data=b"x" * 1024, method="POST",
                                  headers={"Content-Type": "image/png", "Content-Length": str(10**9)})
@@ -158,6 +188,13 @@ def test_api_answers_like_predict_and_refuses_bad_input(server, tiny_run):
     status, res = _request(url + "/api/correct", json.dumps(
         {"image": _data_url(b"junk"), "label": 1, "filename": "junk.png"}).encode())
     assert status == 400 and "nothing was saved" in res["error"]
+    # a truncated JPEG passes a header check; the full decode before saving refuses it
+    buf = io.BytesIO()
+    Image.open(SEED_PHOTO).convert("RGB").save(buf, format="JPEG", quality=90)
+    cut = buf.getvalue()[: len(buf.getvalue()) // 2]
+    status, res = _request(url + "/api/correct", json.dumps(
+        {"image": _data_url(cut, "image/jpeg"), "label": 3, "filename": "cut.jpg"}).encode())
+    assert status == 400 and "cut.jpg" in res["error"] and "nothing was saved" in res["error"], res
     assert not hw.exists() or not any(hw.rglob("*.*"))
 
 
@@ -248,7 +285,7 @@ def test_browser_draw_upload_correct(server, tiny_run, tmp_path):
             expect(page.locator("#message")).to_contain_text("Saved as")
             saved = list((hw / str(label)).glob("app_upload_*.png"))
             assert len(saved) == 1 and saved[0].read_bytes() == SEED_PHOTO.read_bytes()
-            from mnist_gen.data.handwritten import load_photo_folder
+            from mnist_gen.evalsets.photos import load_photo_folder
 
             assert load_photo_folder(hw).labels.tolist() == [label]  # evaluation picks it up
 

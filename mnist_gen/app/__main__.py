@@ -1,4 +1,4 @@
-"""``python -m mnist_gen.app --models <run or folder of runs>``: the browser demo."""
+"""``python -m mnist_gen.app [--models <run or folder of runs>]``: the browser demo."""
 
 import sys
 
