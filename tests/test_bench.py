@@ -10,7 +10,7 @@ from mnist_gen.paths import PROJECT_ROOT
 def test_bench_writes_json_and_markdown(tmp_path, mnist_dir):
     proc = subprocess.run(
         [sys.executable, "-m", "mnist_gen.cli.bench", "networks=[mlp_64_16]", "epochs=1", "seeds=2", "keras=false",
-         "time_augment=null", "predict_latency=false", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+         "time_augment=null", "use=false", f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -277,6 +277,17 @@ def test_bad_files_raise_clear_errors_naming_them(tmp_path):
     assert Image.MAX_IMAGE_PIXELS is not None  # the decompression-bomb guard stays on
 
 
+def test_a_small_file_declaring_a_huge_image_is_refused_before_decoding(tmp_path):
+    # 13000×13000 is under Pillow's bomb limit but would decode to ~0.7 GB (RGBA): refused from the header.
+    _png_with_size(tmp_path / "big.png", 13000, 13000)
+    with pytest.raises(ImageError, match=r"big\.png is 13000×13000 px \(169 megapixels\)"):
+        load_image(tmp_path / "big.png")
+    with Image.open(tmp_path / "big.png") as im:
+        assert to_mnist(np.zeros((8, 8))).digit is None  # arrays are not files: no cap needed
+        with pytest.raises(ImageError, match="megapixels"):
+            to_mnist(im)
+
+
 def test_huge_image_is_downscaled_within_memory(tmp_path):
     f = tmp_path / "huge.jpg"
     im = Image.new("L", (12000, 9000), 230)

@@ -11,7 +11,6 @@ Timings are wall-clock minima over ``epochs`` epochs: the least disturbed by oth
 
 from __future__ import annotations
 
-import json
 import logging
 import platform
 import time
@@ -19,7 +18,6 @@ from pathlib import Path
 
 import hydra
 import lightning as L
-import numpy as np
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig, OmegaConf
@@ -28,7 +26,7 @@ from mnist_gen import paths
 from mnist_gen.console import console
 from mnist_gen.data.datamodule import DigitDataModule, EpochChunks
 from mnist_gen.data.pixels import normalize
-from mnist_gen.io import write_atomic
+from mnist_gen.io import to_json, write_atomic
 from mnist_gen.models.lit import DigitClassifier
 from mnist_gen.models.networks import build_network
 
@@ -150,33 +148,6 @@ def stacked_epoch_time(mcfg, dm_kwargs: dict, n_seeds: int, epochs: int) -> floa
     return min(harness_epoch_times(mcfg, DigitDataModule(**dm_kwargs, seeds=seeds), epochs, seeds))
 
 
-# -- predict latency -------------------------------------------------------------------------------
-
-
-def predict_latency(run_dir: Path | None, repeats: int = 3) -> dict | None:
-    """photo file -> digit, per file: p50/p95 over the shared seed photos."""
-    try:
-        from mnist_gen.preprocess import to_mnist
-    except ImportError:
-        return None
-    photos = sorted(p for p in (paths.shared_data_dir() / "handwritten" / "seed_photos").rglob("*") if p.is_file())
-    if not photos:
-        return None
-    net = build_network("cnn", conv=[32, 16, 16, 16])
-    from mnist_gen.models.predictors import NetworkPredictor
-
-    pred = NetworkPredictor(net, 0.1307, 0.3081, "cnn_32_16x3")
-    lat = []
-    for _ in range(repeats):
-        for p in photos:
-            t0 = time.perf_counter()
-            res = to_mnist(p)
-            if res.digit is not None:
-                pred.predict_proba(res.digit[None])
-            lat.append(time.perf_counter() - t0)
-    return {"n": len(lat), "p50_ms": 1000 * float(np.percentile(lat, 50)), "p95_ms": 1000 * float(np.percentile(lat, 95))}
-
-
 # -- driver ----------------------------------------------------------------------------------------
 
 
@@ -220,11 +191,17 @@ def run(cfg: DictConfig) -> dict:
         r["samples_per_s"] = {k.removesuffix("_epoch_s"): len(y) / v for k, v in r.items() if k.endswith("_epoch_s") and v}
         results["networks"][name] = r
         console.print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in r.items() if k != "samples_per_s"})
-    if cfg.predict_latency:
-        results["predict_latency"] = predict_latency(None)
+    if cfg.use:  # what a user feels: memory, latency, throughput, start-up (bench_use.py)
+        from mnist_gen.cli import bench_use
+
+        console.print("[bold]memory, latency, throughput, cold start[/]")
+        results["training_memory"] = bench_use.training_memory(first_run=bool(cfg.first_run_memory))
+        results["predict_latency"] = bench_use.predict_latency()
+        results["folder_throughput"] = bench_use.folder_throughput()
+        results["cold_start"] = bench_use.cold_start()
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "bench.json", json.dumps(results, indent=2))
+    write_atomic(out / "bench.json", to_json(results))
     md = to_markdown(results, cfg.seeds)
     write_atomic(out / "bench.md", md)
     console.print(md)
@@ -246,11 +223,11 @@ def to_markdown(results: dict, seeds: int) -> str:
             v = r.get(key)
             cells.append("–" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v)))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    lat = results.get("predict_latency")
+    from mnist_gen.cli.bench_use import to_markdown as use_markdown
+
     text = "Seconds per training epoch (54,000 images, batch 32), minimum over timed epochs.\n\n" + "\n".join(lines) + "\n"
-    if lat:
-        text += f"\npredict (photo file → digit, {lat['n']} calls): p50 {lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms\n"
-    return text
+    use = use_markdown(results)
+    return text + ("\n" + use if use else "")
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="bench")

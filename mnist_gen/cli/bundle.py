@@ -30,7 +30,7 @@ from mnist_gen.evaluation.aggregate import load_runs
 from mnist_gen.io import sha256_file, write_json
 from mnist_gen.models.bundled import BUNDLE_DIR, CARD
 from mnist_gen.models.export import export_all
-from mnist_gen.models.predictors import load_predictor, model_file
+from mnist_gen.models.predictors import load_predictor
 
 STUDY_NETWORKS = ("mlp_64_16", "mlp_64_32", "cnn_32", "cnn_32_16", "cnn_32_16x3")
 #: Real handwriting the best model is chosen on (UCI digits are kept out: held out while tuning).
@@ -51,7 +51,10 @@ def command(results: dict) -> str:
 def bundle_run(run_dir: Path, name: str) -> Path:
     """Export one run into ``BUNDLE_DIR/name`` with its card."""
     results = json.loads((run_dir / "results.json").read_text())
-    predictor = load_predictor(model_file(run_dir))
+    weights = next((run_dir / n for n in ("model.safetensors", "model.ckpt") if (run_dir / n).is_file()), None)
+    if weights is None:
+        raise UserError(f"No network weights (model.safetensors or model.ckpt) in {run_dir}.")
+    predictor = load_predictor(weights)
     out = BUNDLE_DIR / name
     if out.exists():
         shutil.rmtree(out)

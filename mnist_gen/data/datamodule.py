@@ -40,8 +40,9 @@ class EpochChunks:
     """
 
     def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1, augment=None,
-                 styles=None):
-        self.x, self.y = x, y
+                 styles=None, mean: float | None = None, std: float | None = None):
+        self.x, self.y = x, y  # x: uint8 digits (normalised per chunk with mean/std), or ready floats
+        self.mean, self.std = mean, std
         self.batch_size, self.steps_per_call = batch_size, steps_per_call
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size = rank, world_size
@@ -72,6 +73,8 @@ class EpochChunks:
             x = self.x.index_select(0, sel)
             if self.styles is not None:
                 x = self.styles.swap_in(x, sel, (self.seed, epoch, self.rank, chunk))
+            if x.dtype == torch.uint8:
+                x = normalize(x, self.mean, self.std)
             if self.augment is not None:
                 x = self.augment(x, (self.seed, epoch, self.rank, chunk))
             yield x, self.y.index_select(0, sel)
@@ -100,17 +103,16 @@ class StyledCopies:
 
     With probability ``p`` a digit that has a styled copy is replaced by it, drawn from a
     generator seeded by (seed, epoch, rank, chunk) like the augmentation: resumable.
-    Kept as uint8 and normalised per chunk (a second float copy of the training set would
-    double its memory).
+    Swapped on the uint8 digits, before normalisation.
     """
 
-    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, p: float, mean: float, std: float, device):
+    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, p: float, device):
         from mnist_gen.data.styles import style_digits
 
         styled, ok = style_digits(x_train, y_train)
         self.styled = torch.as_tensor(styled).to(device)
         self.ok = torch.as_tensor(ok).to(device)
-        self.p, self.mean, self.std = float(p), mean, std
+        self.p = float(p)
 
     def swap_in(self, x: torch.Tensor, sel: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
         from mnist_gen.data.augment import seed_for
@@ -121,7 +123,7 @@ class StyledCopies:
         if not use.any():
             return x
         rows = use.nonzero()[:, 0]
-        return x.index_put((rows,), normalize(self.styled.index_select(0, sel[rows]), self.mean, self.std).to(x.dtype))
+        return x.index_put((rows,), self.styled.index_select(0, sel[rows]))
 
 
 class DigitDataModule(L.LightningDataModule):
@@ -180,13 +182,14 @@ class DigitDataModule(L.LightningDataModule):
     def setup(self, stage: str | None = None):
         split = self.prepare_arrays()
         device = self.trainer.strategy.root_device if self.trainer is not None else torch.device("cpu")
-        # Normalise once, keep everything resident on the training device.
-        self.x_train = normalize(split.x_train, self.mean, self.std).to(device)
+        # Resident on the training device as uint8, normalised chunk by chunk: a float copy of the
+        # training set would quadruple its memory for no speed (index_select dominates either way).
+        self.x_train = torch.as_tensor(split.x_train).to(device)
         self.y_train = torch.as_tensor(split.y_train).to(device)
-        self.x_val = normalize(split.x_val, self.mean, self.std).to(device)
+        self.x_val = torch.as_tensor(split.x_val).to(device)
         self.y_val = torch.as_tensor(split.y_val).to(device)
         styles = (self.augment or {}).get("styles")
-        self.styles = StyledCopies(split.x_train, split.y_train, styles["p"], self.mean, self.std, device) if styles else None
+        self.styles = StyledCopies(split.x_train, split.y_train, styles["p"], device) if styles else None
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -205,7 +208,8 @@ class DigitDataModule(L.LightningDataModule):
 
         def chunks(seed: int) -> EpochChunks:
             return EpochChunks(self.x_train, self.y_train, self.batch_size, steps, shuffle=True, seed=seed,
-                               epoch_fn=self._epoch, rank=rank, world_size=world, augment=augment, styles=self.styles)
+                               epoch_fn=self._epoch, rank=rank, world_size=world, augment=augment, styles=self.styles,
+                               mean=self.mean, std=self.std)
 
         if self.seeds is not None:
             return StackedEpochChunks([chunks(s) for s in self.seeds])
@@ -213,6 +217,6 @@ class DigitDataModule(L.LightningDataModule):
 
     def val_dataloader(self):
         rank, world = self._rank_world()
-        return EpochChunks(self.x_val, self.y_val, self.eval_batch_size, 1,
-                           shuffle=False, seed=0, epoch_fn=self._epoch, rank=rank, world_size=world)
+        return EpochChunks(self.x_val, self.y_val, self.eval_batch_size, 1, shuffle=False, seed=0,
+                           epoch_fn=self._epoch, rank=rank, world_size=world, mean=self.mean, std=self.std)
 

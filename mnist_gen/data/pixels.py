@@ -7,9 +7,16 @@ import torch
 
 
 def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
-    """Mean and std of pixel/255 over the training images (MNIST: ≈ 0.1307, 0.3081)."""
-    x = x_train.astype(np.float64) / 255.0
-    return float(x.mean()), float(x.std())
+    """Mean and std of pixel/255 over the training images (MNIST: ≈ 0.1307, 0.3081).
+
+    From the histogram of the 256 byte values: exact, and no float copy of the 47 million
+    pixels (a float64 copy alone is 0.4 GB, the largest allocation of a training run).
+    """
+    counts = np.bincount(np.asarray(x_train, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    levels = np.arange(256, dtype=np.float64) / 255.0
+    n = counts.sum()
+    mean = float((counts * levels).sum() / n)
+    return mean, float(np.sqrt(max((counts * (levels - mean) ** 2).sum() / n, 0.0)))
 
 
 def standardize(pixels: torch.Tensor, mean: float, std: float) -> torch.Tensor:

@@ -3,8 +3,8 @@
 Every trained model offers ``predict_proba`` on raw MNIST-like uint8 digits and normalises
 its inputs itself, so evaluation, prediction and the demo never branch on model kind.
 
-* ``*.safetensors`` a network's weights + plain metadata (no code runs on load);
 * ``*.onnx``        a network for onnxruntime (no torch needed: the fast path of ``predict.py``);
+* ``*.safetensors`` a network's weights + plain metadata (no code runs on load);
 * ``*.ckpt``        a network's plain checkpoint, read with ``torch.load(weights_only=True)``;
 * ``*.skops``       a classical model (KNN/SVM), read through skops with an allowlist;
 * a run directory:  its ``model.*`` file in the order above.
@@ -27,7 +27,9 @@ from mnist_gen.errors import UserError
 from mnist_gen.io import verify_checksum
 
 PREDICT_BATCH = 4096
-MODEL_FILES = ("model.safetensors", "model.onnx", "model.ckpt", "model.skops")
+#: A run directory answers with the first of these it holds: ONNX first (onnxruntime, no torch to
+#: import: the quick path), then the network's weights, then KNN/SVM.
+MODEL_FILES = ("model.onnx", "model.safetensors", "model.ckpt", "model.skops")
 MAX_MODEL_BYTES = 2 << 30  # a KNN keeps its training set (56k digits as float64: ~350 MB); nothing else comes close
 
 
@@ -157,7 +159,7 @@ def load_models(specs: list[str]) -> list[tuple[str, Predictor]]:
     for spec in specs:
         root = Path(spec).expanduser()
         if not root.exists():
-            bundled = resolve(str(spec))
+            bundled = resolve(str(spec), "model.onnx")
             if spec == "default" and bundled is None:
                 raise UserError("No model given and no bundled default model in this installation; pass --model "
                                 "<model file, run directory or folder of runs>.")

@@ -26,6 +26,7 @@ class PreprocessConfig:
     method: str = "mnist_like"  # mnist_like | naive (the study's whole-photo resize)
     exif_transpose: bool = True  # phones store photos sideways and record the rotation in EXIF
     max_load_side: int = 2048  # huge files are reduced while decoding (JPEG draft / reduce)
+    max_decode_pixels: int = 40_000_000  # larger non-JPEG images are refused before decoding (memory)
     work_size: int = 640  # longest side the photo is analysed at
     min_work_size: int = 112  # tiny inputs (a 16×16 scan, a 28×28 array) are enlarged to this first
     smooth_sigma: float = 1.0  # px at work size; averages away paper grain and sensor noise

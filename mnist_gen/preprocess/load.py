@@ -17,10 +17,11 @@ from mnist_gen.preprocess.normalize import scale_to_unit
 def load_image(path, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarray:
     """Read an image file as float32 greyscale in [0, 1] (paper bright for ordinary photos).
 
-    Pillow's decompression-bomb guard stays on; huge JPEGs are decoded at 1/2–1/8 scale
-    (``draft``) and anything still larger than ``max_load_side`` is box-reduced right
-    after decoding, so a 12000×9000 photo never lives in memory as floats. Every failure
-    becomes an ``ImageError`` that names the file.
+    Memory stays bounded whatever the file declares: Pillow's decompression-bomb guard stays
+    on, JPEGs are decoded at 1/2–1/8 scale (``draft``), any other image that would decode to
+    more than ``max_decode_pixels`` is refused before decoding, and anything larger than
+    ``max_load_side`` is box-reduced right after, so no photo lives in memory as floats at
+    full size. Every failure becomes an ``ImageError`` that names the file.
     """
     cfg = as_config(cfg)
     path = Path(path)
@@ -30,10 +31,12 @@ def load_image(path, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarra
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as im:
-                im = _decode_reduced(im, cfg.max_load_side, _draft_side(cfg))
+                im = decode_reduced(im, cfg.max_load_side, _draft_side(cfg), cfg.max_decode_pixels)
                 if cfg.exif_transpose:
                     im = exif_transpose(im)
                 return pil_to_gray(im)
+    except ImageTooLarge as e:
+        raise ImageError(f"Image {path} is {e}; downscale it first.") from e
     except Image.DecompressionBombError as e:
         raise ImageError(f"Image {path} is too large to open safely ({e}); downscale it first.") from e
     except UnidentifiedImageError as e:
@@ -52,7 +55,12 @@ def _draft_side(cfg: PreprocessConfig) -> int | None:
     return cfg.work_size if cfg.method == "mnist_like" else None
 
 
-def _decode_reduced(im: Image.Image, max_side: int, draft_side: int | None = None) -> Image.Image:
+class ImageTooLarge(ValueError):
+    """An image that would decode to more pixels than allowed."""
+
+
+def decode_reduced(im: Image.Image, max_side: int, draft_side: int | None = None,
+                   max_pixels: int = 40_000_000) -> Image.Image:
     """Decode only the first frame, at reduced size when the file is large.
 
     ``draft`` lets libjpeg decode directly at 1/2, 1/4 or 1/8 scale, the smallest that keeps
@@ -63,6 +71,11 @@ def _decode_reduced(im: Image.Image, max_side: int, draft_side: int | None = Non
     draft_side = min(draft_side or max_side, max_side)
     if im.format == "JPEG" and max(im.size) > draft_side:
         im.draft(im.mode, (draft_side, draft_side))
+    w, h = im.size  # after draft: what will actually be decoded
+    if w * h > max_pixels:
+        # Checked before decoding: a small PNG can declare 13000×13000 px (a 0.7 GB decode).
+        raise ImageTooLarge(f"{w}×{h} px ({w * h / 1e6:.0f} megapixels) is more than the {max_pixels / 1e6:.0f} "
+                            "megapixels decoded here (preprocess.max_decode_pixels)")
     im.load()
     factor = int(np.ceil(max(im.size) / max_side))
     if factor > 1:
@@ -128,6 +141,9 @@ def as_gray(image, cfg: PreprocessConfig) -> np.ndarray:
     if isinstance(image, (str, Path)):
         return load_image(image, cfg)
     if isinstance(image, Image.Image):
-        im = _decode_reduced(image, cfg.max_load_side, _draft_side(cfg))
+        try:
+            im = decode_reduced(image, cfg.max_load_side, _draft_side(cfg), cfg.max_decode_pixels)
+        except ImageTooLarge as e:
+            raise ImageError(f"The image is {e}; downscale it first.") from e
         return pil_to_gray(exif_transpose(im) if cfg.exif_transpose else im)
     return array_to_gray(image)

@@ -246,7 +246,9 @@ def _resolve_model(cfg) -> dict | None:
         raise UserError(f"model_path {p} does not exist; give a network run directory or model.ckpt (or null to skip).")
     from mnist_gen.models.predictors import load_predictor
 
+    if p.is_dir():  # penultimate features need the network's layers: its weights, not the ONNX graph
+        p = next((p / n for n in ("model.safetensors", "model.ckpt") if (p / n).is_file()), p)
     pred = load_predictor(p)
     if not hasattr(pred, "net"):
-        raise UserError(f"model_path {p} is not a network (.ckpt); penultimate features need one.")
+        raise UserError(f"model_path {p} is not a network (model.safetensors or .ckpt); penultimate features need one.")
     return {"path": str(p), "name": pred.name}
