@@ -1,6 +1,6 @@
 """``python -m mnist_gen.app``: the real server, driven through its JSON API and in headless Chromium.
 
-The browser test needs Debian's ``chromium`` (installed by ``.ci/run``); without it the test fails
+The browser test needs Debian's ``chromium`` (installed by ``setup.sh``); without it the test fails
 with a sentence saying so rather than skipping, so a missing browser is never mistaken for a pass.
 """
 
@@ -223,7 +223,7 @@ def test_knn_model_shows_its_own_voters(mnist, tmp_path):
 def _browser(p):
     if not Path(CHROMIUM).is_file():
         pytest.fail(f"Chromium not found at {CHROMIUM}: install it with 'apt-get install -y chromium' "
-                    "(.ci/run does) or set MNIST_GEN_CHROMIUM to its path.")
+                    "(setup.sh does) or set MNIST_GEN_CHROMIUM to its path.")
     return p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
 
 

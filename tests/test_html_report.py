@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from mnist_gen.cli.report import main
 from mnist_gen.errors import UserError
 from mnist_gen.evalsets import EvalSet
 from mnist_gen.evaluation import aggregate
 from mnist_gen.evaluation.metrics import evaluate_predictions
 from mnist_gen.reporting import eda
 from mnist_gen.reporting.figures import misclassification_gallery, plot_curves
-from mnist_gen.reporting.html import SECTIONS, build_report, main
+from mnist_gen.reporting.html import SECTIONS, build_report
 from mnist_gen.reporting.set_reports import plot_confusion
 
 ROOT = Path(__file__).resolve().parent.parent

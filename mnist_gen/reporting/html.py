@@ -1,23 +1,21 @@
 """One self-contained HTML report from a run directory or a directory of runs.
 
-    python -m mnist_gen.reporting.html multirun/paper_cpu [--out report.html] [--eda outputs/eda]
+    python -m mnist_gen.cli.report multirun/paper_cpu [--out report.html] [--eda outputs/eda]
 
 Sections (element ids, in order): ``#study-table`` (mean ± std over seeds, as evaluate.py
 writes it), ``#reports`` (classification report per run and evaluation set), ``#curves``,
 ``#confusion``, ``#galleries`` (misclassified digits) and ``#umap`` (the EDA figures of
-``python -m mnist_gen.reporting.eda``). Every image is embedded as a base64 data URI and there is no
+``python -m mnist_gen.cli.eda``). Every image is embedded as a base64 data URI and there is no
 external script or stylesheet, so the file can be mailed or archived alone. The EDA's
 interactive 3D views are embedded too (as sandboxed iframes) when small enough, else linked.
 """
 
 from __future__ import annotations
 
-import argparse
 import base64
 import html
 import json
 import logging
-import sys
 from datetime import datetime
 from pathlib import Path
 
@@ -249,11 +247,12 @@ def build_report(root: str | Path, out: str | Path | None = None, eda_dir: str |
     out = Path(out).expanduser() if out else root / "report.html"
     eda = Path(eda_dir).expanduser().resolve() if eda_dir else find_eda_dir(root)
     if eda is not None and not eda.is_dir():
-        raise UserError(f"EDA directory {eda} does not exist; run `python -m mnist_gen.reporting.eda` first.")
+        raise UserError(f"EDA directory {eda} does not exist; run `python -m mnist_gen.cli.eda` first.")
 
     order = {m: i for i, m in enumerate(aggregate.MODEL_ORDER)}
     runs.sort(key=lambda r: (order.get(r["model"], 99), r["model"], r.get("seed", 0), r["_dir"]))
     run_dirs = [Path(r["_dir"]) for r in runs]
+    log.info("building the report for %d run(s) under %s", len(runs), root)
     bodies = {
         "study-table": study_table_section(root, runs),
         "reports": reports_section(root, runs),
@@ -275,25 +274,5 @@ def build_report(root: str | Path, out: str | Path | None = None, eda_dir: str |
            f"<style>{CSS}</style></head><body><h1>{html.escape(title)}</h1>"
            f'<p class="muted">{html.escape(str(root))} · {len(runs)} run(s) · generated '
            f"{datetime.now():%Y-%m-%d %H:%M}</p><nav>{nav}</nav>{sections}</body></html>")
+    log.info("report sections done; writing %s", out)
     return write_atomic(out, doc)
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m mnist_gen.reporting.html", description=__doc__.splitlines()[0])
-    p.add_argument("root", help="a run directory, or a directory of runs (multirun sweep, aggregate dir)")
-    p.add_argument("--out", help="HTML file to write (default: <root>/report.html)")
-    p.add_argument("--eda", help="EDA output directory (default: found under root, else outputs/eda)")
-    p.add_argument("--title", help="report title")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        path = build_report(args.root, args.out, args.eda, args.title)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    print(f"report written: {path} ({path.stat().st_size / 1e6:.1f} MB)")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -167,6 +167,7 @@ def run(cfg) -> dict:
     rel(write_atomic(out / "set_stats.json", json.dumps({"ink_level": level, "sizes": sizes, "groups": group_of,
                                                          "summary": summaries}, indent=2)))
     timings["stats_figures"] = time.perf_counter() - t
+    log.info("mean digits and set statistics written (%.1f s)", timings["stats_figures"])
 
     # --- UMAP ------------------------------------------------------------------------------
     features = list(cfg.features or [])
@@ -183,6 +184,7 @@ def run(cfg) -> dict:
     cache_hits, agreement = {}, {}
     for feat in features:
         t = time.perf_counter()
+        log.info("UMAP on %s: fitting on %d MNIST digits, then projecting %d set(s)", feat, len(mnist_y), len(sets))
         if feat == "pixels":
             fx = pixel_features
             desc = "raw pixels"

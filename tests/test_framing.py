@@ -1,0 +1,74 @@
+"""Framing-robustness sets: each framing renders what it says, and a digit is read the same
+however it is framed or stored (one pipeline for every input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mnist_gen.evalsets import describe_sets, expand_set_names, load_eval_set
+from mnist_gen.evalsets.framing import VARIANTS, render
+from mnist_gen.evalsets.scans import default_usps_path, read_usps
+from mnist_gen.preprocess import normalize_digit, to_mnist
+
+
+def _digit() -> tuple[np.ndarray, tuple]:
+    """A dark 7 on light paper, 120×100, with its ink box."""
+    from PIL import ImageDraw
+
+    im = Image.new("L", (100, 120), 230)
+    ImageDraw.Draw(im).line([(20, 20), (80, 20), (40, 100)], fill=20, width=9)
+    g = np.asarray(im)
+    ys, xs = np.nonzero(g < 128)
+    return g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+
+
+def test_each_framing_renders_what_it_names():
+    g, box = _digit()
+    rng = np.random.default_rng(0)
+    out = {v: render(g, box, v, np.random.default_rng(0))[0] for v in VARIANTS}
+    h, w = box[2] - box[0], box[3] - box[1]
+    assert out["tight0"].shape == (h, w) and out["tight2"].shape == (h + 4, w + 4)
+    assert out["tight0"][0].min() < 128 and out["tight0"][:, 0].min() < 128  # strokes touch the frame
+    area = out["margin"].size
+    assert 0.03 < h * w / area < 0.07  # the digit's box covers about 5 % of the image
+    for side in (16, 28, 64):
+        assert max(out[f"px{side}"].shape) == side
+    assert set(np.unique(out["stretch_bin16"])) <= {0, 255} and out["stretch_bin16"].shape == (16, 16)
+    for name, paper in (("grey_lowc", 150), ("dark_lowc", 60)):
+        img = out[name].astype(float)
+        assert abs(np.median(img) - paper) < 6 and 15 < paper - np.percentile(img, 1) < 50
+    assert render(g, box, "jpeg", rng)[1] == "JPEG"
+
+
+def test_every_framing_set_is_registered_in_both_polarities():
+    names = {r["name"] for r in describe_sets()}
+    for source in ("usps", "uci", "mnist"):
+        assert {f"{source}_native", f"{source}_native_inv", f"{source}_tight0", f"{source}_tight0_inv"} <= names
+    assert {f"photos_{v}" for v in VARIANTS[1:]} | {f"photos_{v}_inv" for v in VARIANTS} <= names
+    assert expand_set_names(["usps_tight*"]) == ["usps_tight0", "usps_tight0_inv"]
+
+
+@pytest.mark.parametrize("variant", ["photos_tight0", "photos_tight0_inv", "photos_px16", "photos_dark_lowc_inv"])
+def test_no_photo_is_lost_in_any_framing(tmp_path, variant):
+    """The study's 29 photos framed tightly, tiny, inverted, on dark paper: a digit found in each."""
+    s = load_eval_set(variant, data_dir=tmp_path)
+    assert len(s) == 29 and not s.skipped, s.skipped
+
+
+def test_a_scan_reads_the_same_as_a_file_and_as_an_array():
+    """USPS digits: the stored array through to_mnist, the same digit written as a PNG in either
+    polarity, and the old direct box-and-centre path give nearly the same 28×28."""
+    ink, _ = read_usps(default_usps_path())
+    corr_file, corr_box = [], []
+    for a in ink[::40]:
+        arr = to_mnist(a).digit
+        dark_on_white = to_mnist(Image.fromarray(np.round(255 * (1 - a)).astype(np.uint8))).digit
+        light_on_black = to_mnist(Image.fromarray(np.round(255 * a).astype(np.uint8))).digit
+        assert arr is not None and dark_on_white is not None and light_on_black is not None
+        # polarity makes no difference (but for rounding 255·(1 - a) against 255·a)
+        assert np.abs(dark_on_white.astype(int) - light_on_black).max() <= 3
+        corr_file.append(np.corrcoef(arr.ravel(), dark_on_white.ravel())[0, 1])
+        corr_box.append(np.corrcoef(arr.ravel(), normalize_digit(a).ravel())[0, 1])
+    assert np.median(corr_file) > 0.98 and np.median(corr_box) > 0.9, (np.median(corr_file), np.median(corr_box))
