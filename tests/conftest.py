@@ -15,11 +15,15 @@ from mnist_gen import paths
 ROOT = paths.PROJECT_ROOT
 #: Fixtures that need real MNIST (downloaded and verified once per machine): their tests are the slow tier.
 REAL_DATA = {"mnist_dir", "mnist", "tiny_run"}
+#: Modules that run the real entry points in subprocesses (train.py, evaluate.py, the demo server,
+#: the benchmark): each start imports torch and Lightning, and most train or read MNIST.
+ENTRY_POINT_MODULES = {"test_bad_config", "test_bad_inputs", "test_train_cli", "test_reliability", "test_scale",
+                       "test_multiseed", "test_bench", "test_app", "test_app_load", "test_harness_equivalence"}
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if REAL_DATA & set(getattr(item, "fixturenames", ())):
+        if REAL_DATA & set(getattr(item, "fixturenames", ())) or item.module.__name__.split(".")[-1] in ENTRY_POINT_MODULES:
             item.add_marker(pytest.mark.slow)
 
 

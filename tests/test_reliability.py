@@ -173,17 +173,21 @@ class _Evil:
 def test_a_checkpoint_that_would_run_code_is_refused(tmp_path):
     from mnist_gen.models.predictors import load_predictor
     from mnist_gen.training.callbacks import AtomicCheckpointIO
+    from mnist_gen.training.checks import check_resume_checkpoint
 
     marker = tmp_path / "pwned"
     bad = tmp_path / "model.ckpt"
     with open(bad, "wb") as f:  # noqa: PTH123 - a raw pickle, as an attacker would write it
         pickle.dump({"hyper_parameters": _Evil(marker), "state_dict": {}}, f)
     torch.save({"hyper_parameters": _Evil(marker), "state_dict": {}}, tmp_path / "last.ckpt")
-    # Refused either way; predictors.py does not yet turn UnpicklingError into a UserError (RELIABILITY.md).
-    with pytest.raises((UserError, pickle.UnpicklingError)):
+    # One sentence naming the file, whole up to the reason it is refused.
+    with pytest.raises(UserError, match="arbitrary code execution") as refused:
         load_predictor(bad)
+    assert str(bad) in str(refused.value)
     with pytest.raises(pickle.UnpicklingError):  # resume path: last.ckpt from a user-given run dir
         AtomicCheckpointIO().load_checkpoint(tmp_path / "last.ckpt")
+    with pytest.raises(UserError, match="arbitrary code execution.*resume=false"):  # ... said in one sentence
+        check_resume_checkpoint(tmp_path / "last.ckpt", None)
     assert not marker.exists()
 
 
@@ -211,3 +215,83 @@ def test_names_from_data_stay_inside_their_folder(tmp_path, name):
     assert safe_child(tmp_path, "cnn_32") == tmp_path / "cnn_32"
     with pytest.raises(UserError, match="not a plain file or folder name"):
         safe_child(tmp_path, name, "model name")
+
+
+# -- resume and checkpoint failures: one sentence naming the file and the way out --------------------
+
+
+def _error_line(proc: subprocess.CompletedProcess) -> str:
+    assert proc.returncode == 2, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr[-3000:]
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, proc.stderr[-3000:]
+    return errors[0]
+
+
+def _run(run_dir: Path, *extra: str, epochs: int = 1) -> subprocess.CompletedProcess:
+    from tests.conftest import run_cli
+
+    args = [a for a in SMALL if not a.startswith(("trainer.max_epochs", "data.max_train_samples"))]
+    return run_cli("train.py", *args, "data.max_train_samples=500", f"trainer.max_epochs={epochs}",
+                   f"hydra.run.dir={run_dir}", *extra, timeout=300)
+
+
+def _lightning_like(state: dict) -> dict:
+    return {"state_dict": state, "optimizer_states": [], "loops": {}, "epoch": 0}
+
+
+@pytest.mark.parametrize("content,needle", [
+    (b"PK\x03\x04 truncated", "it is not a readable checkpoint"),
+    ("pickle", "arbitrary code execution"),
+    ({"weights": 1}, "it is not a Lightning training checkpoint"),
+    (_lightning_like({"net.0.weight": torch.zeros(1)}), "it holds the weights of a different network"),
+], ids=["truncated", "runs_code", "not_lightning", "other_network"])
+def test_a_bad_last_checkpoint_on_resume_is_one_sentence(tmp_path, mnist_dir, content, needle):
+    run_dir = tmp_path / "run"
+    last = run_dir / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    marker = tmp_path / "pwned"
+    if isinstance(content, bytes):
+        last.write_bytes(content)
+    elif content == "pickle":
+        torch.save({"state_dict": _Evil(marker)}, last)
+    else:
+        torch.save(content, last)
+    line = _error_line(_run(run_dir))
+    assert line.startswith(f"error: Cannot resume from {last}: ") and needle in line
+    assert "resume=false" in line and f"mv {last}" in line
+    assert not marker.exists() and not (run_dir / "results.json").exists()
+
+
+def test_resume_false_trains_over_a_corrupt_last_checkpoint(tmp_path, mnist_dir):
+    last = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    last.write_bytes(b"not a checkpoint")
+    proc = _run(tmp_path / "run", "resume=false")  # the way out the sentence above names
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert torch.load(last, weights_only=True)["epoch"] == 0
+
+
+def test_an_unusable_checkpoints_folder_stops_training_with_one_sentence(tmp_path, mnist_dir):
+    """The first checkpoint write (end of epoch 1) fails: a regular file sits where the folder goes,
+    which fails for root too; a read-only folder does the same for other users."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "checkpoints").write_text("in the way")
+    line = _error_line(_run(run_dir, epochs=2))
+    assert line.startswith(f"error: Training stopped: writing {run_dir / 'checkpoints'}")
+    assert f"hydra.run.dir={run_dir} to resume" in line
+    assert not (run_dir / "results.json").exists() and not (run_dir / "model.ckpt").exists()
+    assert not list(run_dir.rglob("*.tmp"))
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; the file case above covers root")
+def test_a_read_only_checkpoints_folder_stops_training_with_one_sentence(tmp_path, mnist_dir):
+    ckpt = tmp_path / "run" / "checkpoints"
+    ckpt.mkdir(parents=True)
+    ckpt.chmod(0o555)
+    try:
+        line = _error_line(_run(tmp_path / "run"))
+    finally:
+        ckpt.chmod(0o755)
+    assert "Training stopped: writing" in line and "Permission denied" in line

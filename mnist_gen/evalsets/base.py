@@ -29,7 +29,7 @@ from mnist_gen.errors import ImageError, UserError
 log = logging.getLogger(__name__)
 
 #: Bump when the pipeline's output changes: cached preprocessed sets are then rebuilt.
-PIPELINE_VERSION = 2
+PIPELINE_VERSION = 3
 THUMB_SIDE = 96
 
 
@@ -41,6 +41,9 @@ class EvalSet:
     ids: list[str] = field(default_factory=list)  # file path or index per digit, for galleries
     thumbnails: list[np.ndarray] | None = None  # optional raw views (uint8 HxW or HxWx3) per digit
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (id, one-sentence reason)
+    # Labels of the digit-bearing items the pipeline read no digit from (unreadable, "no digit
+    # found"): they count as errors, so an accuracy is over every digit a user would have given.
+    missed: list[int] = field(default_factory=list)
 
     def __post_init__(self):
         self.images = np.asarray(self.images)
@@ -147,18 +150,21 @@ def through_pipeline(name: str, items: Iterable[tuple[str, int, object]], prepro
     from mnist_gen.preprocess import as_config, to_mnist
 
     cfg = as_config(preprocess)
-    images, labels, ids, thumbs, skipped = [], [], [], [], []
+    images, labels, ids, thumbs, skipped, missed = [], [], [], [], [], []
     for item_id, label, image in items:
         try:
             res = to_mnist(image, cfg)
         except ImageError as e:
             skipped.append((item_id, str(e)))
+            missed.append(label)
             continue
         except Exception as e:  # noqa: BLE001 - a crash on one image must not lose the others
             skipped.append((item_id, f"preprocessing failed unexpectedly ({type(e).__name__}: {e})"))
+            missed.append(label)
             continue
         if res.digit is None:
             skipped.append((item_id, res.reason or "no digit found"))
+            missed.append(label)
             continue
         images.append(res.digit)
         labels.append(label)
@@ -167,7 +173,16 @@ def through_pipeline(name: str, items: Iterable[tuple[str, int, object]], prepro
             thumbs.append(thumbnail(res.views.get("input")))
     arr = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
     return EvalSet(name, arr, np.asarray(labels, np.int64), ids=ids, thumbnails=thumbs if thumbnails else None,
-                   skipped=skipped)
+                   skipped=skipped, missed=missed)
+
+
+def _pad(thumb: np.ndarray) -> np.ndarray:
+    t = np.asarray(thumb, np.uint8)
+    if t.ndim == 3:
+        t = t.mean(-1).astype(np.uint8)
+    out = np.zeros((THUMB_SIDE, THUMB_SIDE), np.uint8)
+    out[: t.shape[0], : t.shape[1]] = t[:THUMB_SIDE, :THUMB_SIDE]
+    return out
 
 
 def cached(name: str, key: dict, build: Callable[[], EvalSet], data_dir=None) -> EvalSet:
@@ -183,14 +198,19 @@ def cached(name: str, key: dict, build: Callable[[], EvalSet], data_dir=None) ->
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))
-                return EvalSet(name, z["images"], z["labels"], ids=meta["ids"],
-                               skipped=[tuple(s) for s in meta["skipped"]])
+                thumbs = list(z["thumbnails"]) if "thumbnails" in z.files else None
+                return EvalSet(name, z["images"], z["labels"], ids=meta["ids"], thumbnails=thumbs,
+                               skipped=[tuple(s) for s in meta["skipped"]], missed=meta.get("missed", []))
         except (OSError, ValueError, KeyError) as e:
             log.warning("cached set %s unreadable (%s); rebuilding it", path, e)
     s = build()
     buf = io.BytesIO()
+    extra = {}
+    if s.thumbnails:  # what the pipeline saw, for the galleries: padded to one shape (no pickles in the cache)
+        extra["thumbnails"] = np.stack([_pad(t) for t in s.thumbnails])
     np.savez_compressed(buf, images=s.images, labels=s.labels,
-                        meta=np.array(json.dumps({"ids": s.ids, "skipped": [list(x) for x in s.skipped]})))
+                        meta=np.array(json.dumps({"ids": s.ids, "skipped": [list(x) for x in s.skipped],
+                                                  "missed": [int(m) for m in s.missed]})), **extra)
     try:
         write_atomic(path, buf.getvalue())
     except OSError as e:  # a read-only data folder: the set still loads, just not cached

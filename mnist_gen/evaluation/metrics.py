@@ -163,4 +163,30 @@ def evaluate(predictor, evalset) -> tuple[dict, np.ndarray]:
                 f"model {predictor.name} returned probabilities of shape {proba.shape} "
                 f"for {len(evalset)} digits of {evalset.name}; expected ({len(evalset)}, {num_classes})"
             )
-    return evaluate_predictions(evalset.labels, proba, num_classes), proba
+    summary = evaluate_predictions(evalset.labels, proba, num_classes)
+    return count_missed(summary, getattr(evalset, "missed", []), num_classes), proba
+
+
+def count_missed(summary: dict, missed, num_classes: int = 10) -> dict:
+    """Fold digits the pipeline read nothing from into the summary, as errors.
+
+    ``n``, ``accuracy``, ``ci95`` and ``per_class_recall`` then count every digit-bearing item
+    (what a user who gave those files would see); ``no_digit`` says how many of them, per class
+    in ``no_digit_per_class``. The classification report and the loss stay over the digits read.
+    """
+    missed = [int(m) for m in missed]
+    summary["no_digit"] = len(missed)
+    if not missed:
+        return summary
+    per_class = np.bincount(missed, minlength=num_classes)
+    summary["no_digit_per_class"] = {str(c): int(per_class[c]) for c in range(num_classes)}
+    n = summary["n"] + len(missed)
+    summary["n"] = n
+    summary["accuracy"] = summary["correct"] / n
+    summary["ci95"] = list(wilson_interval(summary["correct"], n))
+    rep = summary["report"]
+    for c in range(num_classes):
+        support = rep[str(c)]["support"] + int(per_class[c])
+        hits = rep["confusion_matrix"][c][c]
+        summary["per_class_recall"][str(c)] = hits / support if support else None
+    return summary

@@ -275,7 +275,7 @@ def _check_zip(data: bytes) -> None:
         schema = sum(i.file_size for i in infos if i.filename == "schema.json")
     if total > MAX_UNZIPPED_BYTES or schema > MAX_SCHEMA_BYTES:
         raise ValueError(f"it would expand to {total / 1e9:.1f} GB (schema {schema / 1e6:.0f} MB), far beyond "
-                         "a model this project writes")
+                         "a model this project writes.")
 
 
 def _check_fitted(model: ClassicalModel, path: Path) -> None:

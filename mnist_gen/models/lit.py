@@ -29,6 +29,7 @@ import lightning as L
 import torch
 import torch.nn.functional as F
 
+from mnist_gen.errors import UserError
 from mnist_gen.models.networks import build_network, kernel_and_bias_params, num_params
 from mnist_gen.models.stacked import StackedSGD, member_network, member_networks, stack_members
 
@@ -77,7 +78,13 @@ class _KerasLoop(L.LightningModule):
 
     def on_train_epoch_end(self):
         # Runs after the callbacks' on_train_epoch_end (EpochCSV reads the epoch's metrics first).
-        for key, value in self.train_epoch_metrics().items():
+        metrics = self.train_epoch_metrics()
+        bad = [k for k, v in metrics.items() if not math.isfinite(v)]
+        if bad:
+            # A diverged run would train every remaining epoch on NaN and save a NaN model.
+            raise UserError(f"Training diverged in epoch {self.current_epoch + 1}: {', '.join(bad)} is not finite; "
+                            f"lower model.optimizer.lr (now {self.hparams.lr}).")
+        for key, value in metrics.items():
             self.log(key, value, on_epoch=True)
         self._reset_epoch_sums()
 

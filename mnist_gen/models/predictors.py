@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import io
 import math
+import pickle
+import warnings
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -99,10 +101,28 @@ def model_file(run_dir: Path) -> Path | None:
 
 
 def find_run_dirs(root: str | Path) -> list[Path]:
-    """Every directory under ``root`` (itself included) that holds a results.json or a model file."""
-    root = Path(root)
-    dirs = {p.parent for p in root.rglob("results.json")}
-    dirs |= {p.parent for name in MODEL_FILES for p in root.rglob(name)}
+    """Every directory under ``root`` (itself included) that holds a results.json or a model file.
+
+    Model "files" that are not regular files (pipes, links to nothing) and folders that cannot
+    be read are named in a warning rather than passed over in silence.
+    """
+    import logging
+    import os
+
+    log = logging.getLogger("predict")
+
+    def unreadable(err: OSError) -> None:
+        log.warning("skipping %s: the folder cannot be read (%s)", err.filename or root, err.strerror or err)
+
+    dirs = set()
+    for dirpath, _, filenames in os.walk(root, onerror=unreadable):
+        here = Path(dirpath)
+        for name in filenames:
+            if name == "results.json" or name in MODEL_FILES:
+                if name in MODEL_FILES and not (here / name).is_file():
+                    log.warning("skipping %s: it is not a regular file (a pipe, or a link to nothing)", here / name)
+                    continue
+                dirs.add(here)
     return sorted(dirs)
 
 
@@ -238,7 +258,14 @@ def _checkpoint(path: Path, data: bytes, device):
 
     from mnist_gen.models.networks import build_network
 
-    ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch's "pickle protocol" notes are not the user's business
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(f"Refusing to load {path}: it holds objects other than tensors and plain values, which are "
+                        "refused because loading them could allow arbitrary code execution; use a model file "
+                        "written by mnist_gen.") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("hyper_parameters"), dict) \
             or not isinstance(ckpt.get("state_dict"), dict):
         raise UserError(f"Cannot load {path}: it is not a mnist_gen model checkpoint (a dict with "

@@ -25,6 +25,7 @@ from mnist_gen.data.datamodule import DigitDataModule
 from mnist_gen.errors import UserError
 from mnist_gen.io import save_torch
 from mnist_gen.training.callbacks import AtomicCheckpointIO, EpochCSV, EpochLog, read_epoch_csv
+from mnist_gen.training.checks import check_finite_training, check_resume_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +103,7 @@ def _fit(cfg: DictConfig, model, dm: DigitDataModule, ckpt_dir: Path, csv: Epoch
     last = ckpt_dir / "last.ckpt"
     resume_from = str(last) if cfg.resume and last.is_file() else None
     if resume_from:
+        check_resume_checkpoint(last, model)  # a corrupt or foreign last.ckpt: one sentence, not a traceback
         log.info("resuming from %s", resume_from)
     try:
         trainer.fit(model, datamodule=dm, ckpt_path=resume_from)
@@ -112,6 +114,13 @@ def _fit(cfg: DictConfig, model, dm: DigitDataModule, ckpt_dir: Path, csv: Epoch
         log.error("%s", msg)
         print(f"interrupted: {msg}", file=sys.stderr)
         raise SystemExit(143) from None
+    except OSError as e:
+        # The arrays are in memory: what fails here is writing a checkpoint or metrics.csv
+        # (a read-only or replaced checkpoints folder, a full disk). Completed epochs are kept.
+        raise UserError(f"Training stopped: writing {e.filename or ckpt_dir} failed ({e.strerror or e}); make "
+                        f"{ckpt_dir} a writable folder with free space, then rerun with "
+                        f"hydra.run.dir={ckpt_dir.parent} to resume from {last}.") from None
+    check_finite_training(model, trainer, ckpt_dir.parent)  # a diverged (NaN) run writes no model
     return trainer
 
 

@@ -1,0 +1,79 @@
+"""Tables beyond the study's: accuracy per framing (model × variant), and the styles MNIST lacks.
+
+Both read what ``evaluate.py`` aggregates (``evaluation.aggregate``) or the runs' own
+``results.json``; nothing here scores anything.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from collections.abc import Iterable
+
+import numpy as np
+
+#: Framing sources in table order, with the sets that are "as stored" for each.
+FRAMING_SOURCES = {"photos": "seed_photos", "usps": "usps", "uci": "uci_digits", "mnist": None}
+#: The confusions the continental styles cause (true -> predicted), and the digits they concern.
+STYLE_CONFUSIONS = [(1, 7), (7, 1), (7, 3), (9, 3), (9, 4), (9, 7), (4, 9)]
+STYLE_DIGITS = (1, 4, 7, 9)
+
+
+def _cell(stat: dict | None, items: int | None) -> str:
+    if not stat:
+        return "–"
+    mean = 100 * stat["mean"]
+    spread = f" ± {100 * stat['std']:.1f}" if stat.get("n", 1) > 1 else ""
+    if items is not None and items <= 100:  # small sets read better as counts
+        return f"{stat['mean'] * items:.3g}/{items}{spread and ' ± ' + format(stat['std'] * items, '.2g')}"
+    return f"{mean:.1f}{spread}"
+
+
+def framing_sets(names: Iterable[str], source: str) -> list[str]:
+    """The sets of one framing source present in ``names``, native first, each before its negative."""
+    names = set(names)
+    base = FRAMING_SOURCES[source]
+    found = sorted(n for n in names if fnmatch.fnmatch(n, f"{source}_*") and n != base)
+    out = [base] if base and base in names else []
+    return out + sorted(found, key=lambda n: (n.removesuffix("_inv"), n.endswith("_inv")))
+
+
+def framing_table(rows: list[dict], sources=tuple(FRAMING_SOURCES)) -> str:
+    """Markdown: one line per framing set, one column per model (mean ± std over its seeds)."""
+    rows = [r for r in rows if any(fnmatch.fnmatch(s, "*_*") for s in r["eval_sets"])]
+    if not rows:
+        return ""
+    header = "| set | " + " | ".join(f"{r['model']} ({r['recipe']}, {len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})"
+                                      for r in rows) + " |"
+    lines = [header, "|---|" + "---|" * len(rows)]
+    all_sets = {s for r in rows for s in r["eval_sets"]}
+    for source in sources:
+        for name in framing_sets(all_sets, source):
+            cells = [_cell(r["eval_sets"].get(name), (r["eval_sets"].get(name) or {}).get("n_items")) for r in rows]
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _confusion(runs: list[dict], sets: Iterable[str]) -> np.ndarray:
+    cm = np.zeros((10, 10), np.int64)
+    for r in runs:
+        for name, s in r["eval_sets"].items():
+            if any(fnmatch.fnmatch(name, p) for p in sets):
+                m = (s.get("report") or {}).get("confusion_matrix")
+                if m is not None and np.shape(m) == (10, 10):
+                    cm += np.asarray(m, np.int64)
+    return cm
+
+
+def style_table(groups: dict[str, list[dict]], sets: Iterable[str]) -> str:
+    """Markdown: per group of runs (e.g. before / after the style augmentation), recall of 1, 4, 7, 9
+    and the style confusions, summed over ``sets`` (patterns) and the group's seeds."""
+    sets = list(sets)
+    head = ["runs", *[f"recall {d}" for d in STYLE_DIGITS], *[f"{a}→{b}" for a, b in STYLE_CONFUSIONS]]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+    for label, runs in groups.items():
+        cm = _confusion(runs, sets)
+        support = cm.sum(1)
+        recall = [f"{100 * cm[d, d] / support[d]:.1f} %" if support[d] else "–" for d in STYLE_DIGITS]
+        conf = [str(int(cm[a, b])) for a, b in STYLE_CONFUSIONS]
+        lines.append(f"| {label} | " + " | ".join(recall + conf) + " |")
+    return "\n".join(lines) + "\n"
