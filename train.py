@@ -9,8 +9,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from mnist_gen.errors import UserError
 import mnist_gen.preprocess.config  # noqa: F401  (registers the preprocess group's schema and defaults)
+from mnist_gen.errors import UserError
 
 
 @hydra.main(version_base="1.3", config_path="mnist_gen/configs", config_name="train")
