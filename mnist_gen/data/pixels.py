@@ -12,7 +12,10 @@ def pixel_stats(x_train: np.ndarray) -> tuple[float, float]:
     From the histogram of the 256 byte values: exact, and no float copy of the 47 million
     pixels (a float64 copy alone is 0.4 GB, the largest allocation of a training run).
     """
-    counts = np.bincount(np.asarray(x_train, dtype=np.uint8).ravel(), minlength=256).astype(np.float64)
+    flat = np.asarray(x_train, dtype=np.uint8).reshape(-1)
+    counts = np.zeros(256, np.float64)
+    for start in range(0, len(flat), 1 << 22):  # bincount widens its input to int64: in blocks, not all at once
+        counts += np.bincount(flat[start : start + (1 << 22)], minlength=256)
     levels = np.arange(256, dtype=np.float64) / 255.0
     n = counts.sum()
     mean = float((counts * levels).sum() / n)
