@@ -28,7 +28,7 @@ EXPECTED = {
     "std_zero": "is not a pixel statistic",
     "nan_weights": "NaN or infinite",
     "nan_safetensors": "NaN or infinite",
-    "garbage": "Cannot load",
+    "garbage": "Refusing to load",
     "empty": "bad header length",
     "truncated_onnx": "Cannot load",
     "runs_code": "arbitrary code execution",
