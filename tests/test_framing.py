@@ -72,3 +72,24 @@ def test_a_scan_reads_the_same_as_a_file_and_as_an_array():
         corr_file.append(np.corrcoef(arr.ravel(), dark_on_white.ravel())[0, 1])
         corr_box.append(np.corrcoef(arr.ravel(), normalize_digit(a).ravel())[0, 1])
     assert np.median(corr_file) > 0.98 and np.median(corr_box) > 0.9, (np.median(corr_file), np.median(corr_box))
+
+
+def test_framing_and_style_tables():
+    from mnist_gen.reporting.tables import framing_table, style_table
+
+    stat = {"mean": 0.9, "std": 0.01, "n": 3, "n_items": 2007}
+    rows = [{"model": "cnn", "recipe": "robust", "seeds": [0, 1, 2],
+             "eval_sets": {"usps": stat, "usps_tight0": stat, "usps_tight0_inv": stat, "mnist_test": stat,
+                           "seed_photos": {"mean": 1.0, "std": 0.0, "n": 3, "n_items": 29}}}]
+    table = framing_table(rows)
+    lines = table.splitlines()
+    assert lines[0] == "| set | cnn (robust, 3 seeds) |"
+    assert [ln.split(" | ")[0] for ln in lines[2:]] == ["| seed_photos", "| usps", "| usps_tight0", "| usps_tight0_inv"]
+    assert "| usps | 90.0 ± 1.0 |" in table and "| seed_photos | 29/29 ± 0 |" in table
+    cm = np.zeros((10, 10), int)
+    np.fill_diagonal(cm, 10)
+    cm[1, 7] = 5  # five flagged 1s read as 7
+    runs = [{"eval_sets": {"seed_photos": {"report": {"confusion_matrix": cm.tolist()}},
+                           "mnist_test": {"report": {"confusion_matrix": (cm * 100).tolist()}}}}]
+    styles = style_table({"before": runs}, ["seed_photos", "usps*"]).splitlines()
+    assert styles[2].startswith("| before | 66.7 % | 100.0 % | 100.0 % | 100.0 % | 5 | 0 ")

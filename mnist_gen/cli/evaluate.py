@@ -12,10 +12,11 @@ from mnist_gen.console import console
 from mnist_gen.errors import UserError
 from mnist_gen.evaluation import aggregate
 from mnist_gen.evaluation.score import evaluate_sets, set_options
-from mnist_gen.io import write_json
+from mnist_gen.io import write_atomic, write_json
 from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
 from mnist_gen.paths import safe_child
 from mnist_gen.reporting.set_reports import print_set_lines, write_set_reports
+from mnist_gen.reporting.tables import framing_table
 from mnist_gen.training.checks import check_eval_sets, check_output_dirs
 
 log = logging.getLogger(__name__)
@@ -88,7 +89,11 @@ def aggregate_runs(root: Path, cfg: DictConfig) -> list[dict]:
     if not runs:
         raise UserError(f"No complete results.json under {root}; train first (python train.py ...).")
     rows = aggregate.aggregate(runs)
-    files = aggregate.write_outputs(rows, cfg.out_dir or root)
+    out = Path(cfg.out_dir or root)
+    files = aggregate.write_outputs(rows, out)
     console.print(aggregate.to_rich(rows))
+    framing = framing_table(rows)
+    if framing:  # some runs were scored on the framing sets: their table beside the study's
+        files["framing"] = write_atomic(out / "framing_table.md", framing)
     console.print("written: " + ", ".join(str(p) for p in files.values()), markup=False)
     return rows

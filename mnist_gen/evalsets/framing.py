@@ -223,3 +223,7 @@ for _source, (_variants, _what) in SOURCES.items():
 # The photos' own native framing is ``seed_photos``; only its negative is a new set.
 _name, _load = _loader("photos", "native", True)
 register(_name, "the study's 29 photos as files: native, inverted", 29, seed_photo_dir)(_load)
+
+#: Every framing set's name (the framing table's rows; the study table leaves them out).
+FRAMING_SETS = frozenset({f"{s}_{v}{inv}" for s, (vs, _) in SOURCES.items() for v in vs for inv in ("", "_inv")}
+                         | {"photos_native_inv"})

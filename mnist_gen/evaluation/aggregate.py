@@ -231,8 +231,11 @@ def _set_cell(stat: dict | None) -> str:
 
 
 def _set_columns(rows) -> list[str]:
-    """Real-handwriting sets, then the corruption mean (the 12 corruption sets stay in the JSON)."""
-    names = {s for r in rows for s in r["eval_sets"] if s not in CORRUPTION_SETS}
+    """Real-handwriting sets, then the corruption mean. The 12 corruption sets and the framing sets
+    stay in the JSON (the framing table, ``reporting.tables``, shows those)."""
+    from mnist_gen.evalsets.framing import FRAMING_SETS
+
+    names = {s for r in rows for s in r["eval_sets"] if s not in CORRUPTION_SETS and s not in FRAMING_SETS}
     return sorted(names - {CORRUPTION_MEAN}) + ([CORRUPTION_MEAN] if CORRUPTION_MEAN in names else [])
 
 

@@ -11,6 +11,8 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from mnist_gen.evalsets.framing import FRAMING_SETS
+
 #: Framing sources in table order, with the sets that are "as stored" for each.
 FRAMING_SOURCES = {"photos": "seed_photos", "usps": "usps", "uci": "uci_digits", "mnist": None}
 #: The confusions the continental styles cause (true -> predicted), and the digits they concern.
@@ -29,17 +31,17 @@ def _cell(stat: dict | None, items: int | None) -> str:
 
 
 def framing_sets(names: Iterable[str], source: str) -> list[str]:
-    """The sets of one framing source present in ``names``, native first, each before its negative."""
+    """The sets of one framing source present in ``names``, as stored first, each before its negative."""
     names = set(names)
     base = FRAMING_SOURCES[source]
-    found = sorted(n for n in names if fnmatch.fnmatch(n, f"{source}_*") and n != base)
+    found = sorted(n for n in names & FRAMING_SETS if n.startswith(f"{source}_"))
     out = [base] if base and base in names else []
     return out + sorted(found, key=lambda n: (n.removesuffix("_inv"), n.endswith("_inv")))
 
 
 def framing_table(rows: list[dict], sources=tuple(FRAMING_SOURCES)) -> str:
     """Markdown: one line per framing set, one column per model (mean ± std over its seeds)."""
-    rows = [r for r in rows if any(fnmatch.fnmatch(s, "*_*") for s in r["eval_sets"])]
+    rows = [r for r in rows if FRAMING_SETS & set(r["eval_sets"])]
     if not rows:
         return ""
     header = "| set | " + " | ".join(f"{r['model']} ({r['recipe']}, {len(r['seeds'])} seed{'s' * (len(r['seeds']) > 1)})"
