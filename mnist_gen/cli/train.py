@@ -22,6 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
+from mnist_gen.data.splits import OVERLAPPING_SETS, PROTOCOL_TEST_SET
 from mnist_gen.errors import UserError
 from mnist_gen.evaluation.score import evaluate_sets, set_options
 from mnist_gen.io import write_json
@@ -41,10 +42,6 @@ from mnist_gen.training.fit import (
 
 log = logging.getLogger("train")
 
-PROTOCOL_TEST_SET = {"mnist": "mnist_test", "seed_holdout": "seed_holdout_test"}
-# seed_holdout trains on 56k of all 70k images (MNIST test included), and the mnist protocol's
-# training images are most of seed_holdout's test part: scoring those would be leakage.
-OVERLAPPING_SETS = {"mnist": {"seed_holdout_test"}, "seed_holdout": {"mnist_test"}}
 
 
 def seeds_to_train(cfg: DictConfig) -> list[int] | None:

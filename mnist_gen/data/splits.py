@@ -15,6 +15,11 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 KERAS_VALIDATION_SPLIT = 0.1
+#: Each protocol's own test set, and the sets that overlap its training data (never scored: leakage).
+#: seed_holdout trains on 56k of all 70k images (MNIST test included), and the mnist protocol's
+#: training images are most of seed_holdout's test part.
+PROTOCOL_TEST_SET = {"mnist": "mnist_test", "seed_holdout": "seed_holdout_test"}
+OVERLAPPING_SETS = {"mnist": {"seed_holdout_test"}, "seed_holdout": {"mnist_test"}}
 
 
 @dataclass
