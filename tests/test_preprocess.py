@@ -176,6 +176,62 @@ def test_mnist_digits_are_nearly_fixed_points(mnist):
     assert np.median(corr) > 0.93 and min(corr) > 0.7, corr
 
 
+def _block_counts(a: np.ndarray) -> np.ndarray:
+    """An MNIST digit as UCI-style 8×8 block counts: binarised, its box stretched to 32×32,
+    ink counted in 4×4 blocks (0–16, bright ink on black)."""
+    ys, xs = np.nonzero(a > 127)
+    box = (a[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1] > 127).astype(np.uint8) * 255
+    big = np.asarray(Image.fromarray(box).resize((32, 32), Image.Resampling.BILINEAR)) > 127
+    return big.reshape(8, 4, 8, 4).sum((1, 3)).astype(np.float32) / 16
+
+
+def test_tiny_block_count_digits_read_in_either_polarity(mnist):
+    # 8×8, tight to the ink on every side: the frame cannot say which side is paper, the
+    # shapes of the two classes must. Both polarities, the same answer.
+    xs, ys = mnist["x_test"][:200], mnist["y_test"][:200]
+    for polarity in ("light ink", "dark ink"):
+        digits, found = [], 0
+        for a in xs:
+            b = _block_counts(a)
+            res = to_mnist(b if polarity == "light ink" else 1 - b)
+            found += res.ok
+            digits.append(res.digit if res.ok else np.zeros((28, 28), np.uint8))
+        reference = [normalize_digit(_block_counts(a)) for a in xs]
+        agree = np.mean([_corr(d, r) > 0.5 for d, r in zip(digits, reference, strict=True)])
+        assert found >= 199, (polarity, found)
+        assert agree >= 0.93, (polarity, agree)
+    assert len(ys) == 200
+
+
+def test_a_one_filling_its_tight_crop_is_still_a_digit():
+    # A "1" cropped to its ink is nearly all ink: read the frame's way it is nothing, the
+    # other reading is the digit.
+    one = np.zeros((20, 5), np.float32)
+    one[:, 1:4] = 1.0
+    one[0, 0] = one[-1, -1] = 0.0
+    for img in (one, 1 - one):
+        res = to_mnist(img)
+        assert res.ok, res.reason
+        assert res.digit[:, 14].mean() > res.digit[:, :8].mean() + 50  # a vertical bar, centred
+
+
+def test_a_faint_stroke_touching_the_digit_stays_part_of_it():
+    # A 7 whose bar is drawn with a light pen (a third of the stem's darkness): hysteresis keeps
+    # it, where a threshold at 40 % of the strongest ink alone would drop it as a faint mark
+    # and leave a "1". The bar stays as faint as it was drawn.
+    def width(d):
+        cols = np.nonzero((d > 20).any(axis=0))[0]
+        return cols[-1] - cols[0] + 1
+
+    im = Image.new("L", (300, 400), 235)
+    draw = ImageDraw.Draw(im)
+    draw.line(SEVEN[:2], fill=235 - 70, width=14)
+    draw.line(SEVEN[1:], fill=20, width=14)
+    res = to_mnist(im)
+    assert res.ok, res.reason
+    assert abs(width(res.digit) - width(to_mnist(_page()).digit)) <= 2
+
+
 # ------------------------------------------------------------------ a realistic synthetic photo
 
 

@@ -40,7 +40,7 @@ class PreprocessConfig:
     snr: float = 5.0  # ink must be this many × the paper's grain darker than the paper
     min_peak_snr: float = 6.0  # the strongest ink must reach this × the grain, else nothing is there
     min_contrast: float = 0.03  # and at least this much darker (relative), whatever the grain
-    threshold_frac: float = 0.4  # threshold is at least this × the strongest ink (a stroke's halo is not ink)
+    threshold_frac: float = 0.4  # a mark is ink only where part of it reaches this × the strongest ink (hysteresis)
     line_frac: float = 0.5  # straight runs longer than this × image side may be ruled lines ...
     line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink
     line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on

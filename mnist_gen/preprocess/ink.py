@@ -11,18 +11,27 @@ from mnist_gen.preprocess.config import NoDigit, PreprocessConfig
 def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
     """(binary mask, soft ink): the mask finds components, the soft map keeps grey edges.
 
-    The threshold is the larger of ``snr`` × the paper's grain (ink must stand out from the
-    paper's own noise: on clean low-contrast paper 20 grey levels are plenty, on grainy paper
-    they are not) and ``threshold_frac`` × the strongest ink (a stroke's faint halo is not a
-    stroke). MNIST's strokes have anti-aliased grey borders, so the soft map keeps them.
+    Clear ink is at least ``threshold_frac`` × the strongest ink (a stroke's faint halo, a
+    faint mark alone, is not a stroke) and stands out from the paper's own noise (``snr`` ×
+    the grain: on clean low-contrast paper 20 grey levels are plenty, on grainy paper they are
+    not). Fainter ink touching it belongs to it (hysteresis, as in Canny's edges): a stroke
+    that fades in the middle (a light pen, the partly covered blocks of an 8×8 block-count
+    digit) stays one stroke; a faint rule crossing the digit joins the mask and is then found
+    and erased as a line. MNIST's strokes have anti-aliased grey borders; the soft map keeps them.
     """
     strong = float(np.percentile(ink, 99.9)) if ink.size else 0.0
-    t = max(cfg.snr * grain, cfg.threshold_frac * strong, cfg.min_contrast)
-    if strong < cfg.min_peak_snr * grain or strong <= t:
+    low = max(cfg.snr * grain, cfg.min_contrast)
+    high = max(low, cfg.threshold_frac * strong)
+    if strong < cfg.min_peak_snr * grain or strong <= high:
         return np.zeros(ink.shape, bool), np.zeros_like(ink)
-    mask = ink > t
-    hi = max(float(np.percentile(ink[mask], 75)), t + 1e-3)
-    lo = 0.5 * t
+    clear = ink > high
+    lab, n = ndi.label(ink > low, structure=np.ones((3, 3)))
+    keep = np.zeros(n + 1, bool)
+    keep[np.unique(lab[clear])] = True
+    keep[0] = False
+    mask = keep[lab]
+    hi = max(float(np.percentile(ink[clear], 75)), high + 1e-3)
+    lo = 0.5 * high  # grey from here up: a stroke's blurred fringe fades out as MNIST's does
     return mask, np.clip((ink - lo) / (hi - lo), 0, 1).astype(np.float32)
 
 
@@ -73,11 +82,13 @@ def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.n
         rest = _drop_specks(rest, cfg)
         axis = 0 if vertical else 1
         extent = _extent(rest, axis)
-        lab, n = ndi.label(cand, structure=np.ones((3, 3)))
+        # A line's run is measured on the whole straight run (``coarse``), across the strokes
+        # that cut its thin part in pieces: a rule crossing a 1 is one rule, not two stubs.
+        lab, n = ndi.label(coarse, structure=np.ones((3, 3)))
         for i, sl in enumerate(ndi.find_objects(lab), start=1):
             run = sl[axis].stop - sl[axis].start
             if run >= cfg.line_over_digit * max(extent, 1):
-                lines |= lab == i
+                lines |= cand & (lab == i)
     if lines.any():
         lines = ndi.binary_dilation(lines) & (ink > 0)
     return lines

@@ -39,6 +39,7 @@ class Paper:
     coef: np.ndarray  # plane over [-0.5, 0.5]², in the image's own grey levels
     grain: float  # robust std of the paper around its surface, at the resolution it was fitted
     dark_ink: bool  # the ink is darker than the paper (pen on paper), else lighter (chalk, MNIST arrays)
+    ambiguous: bool = False  # the frame could not say (mixed): the polarity came from the classes' shapes
 
     def surface(self, shape: tuple[int, int]) -> np.ndarray:
         a0, ax, ay = self.coef
@@ -109,20 +110,42 @@ def _otsu(x: np.ndarray, bins: int = 256) -> float:
     return float(mids[int(np.argmax(between[:-1]))])
 
 
-def _fewer_pieces_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
-    """Split the image in two at Otsu's threshold; True when the dark class has fewer pieces
-    (8-connected, specks ignored), i.e. is the ink. A tie goes to dark ink, the common case."""
+def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """Split the image in two at Otsu's threshold and tell which class is the ink, from what
+    makes handwriting handwriting rather than from any framing:
+
+    * **pieces** (counted twice): a digit is one stroke or a few pieces, while the paper it
+      cuts through falls apart into corners and holes (pieces smaller than ``speck_frac`` of
+      the class's largest are specks);
+    * **width**: a stroke is narrow, the paper between strokes wide (mean distance to the other
+      class; the classes run on beyond the frame);
+    * **evenness**: the paper is an even surface, the ink varies (pressure, anti-aliased edges;
+      an 8×8 block-count digit is exact zeros around ink of every level).
+
+    Pieces alone decide at photo resolution; at 8–16 px a stroke breaks into blocks and the
+    other two outvote them. A tie goes to dark ink, the common case.
+    """
     dark = c < _otsu(c)
-    min_size = max(2, int(cfg.speck_frac * c.size))
 
     def pieces(m: np.ndarray) -> int:
         lab, n = ndi.label(m, structure=np.ones((3, 3)))
-        return int((np.bincount(lab.ravel(), minlength=n + 1)[1:] >= min_size).sum())
+        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
+        return int((sizes >= cfg.speck_frac * sizes.max()).sum()) if n else 0
 
-    return pieces(dark) <= pieces(~dark)
+    def width(m: np.ndarray) -> float:
+        d = ndi.distance_transform_edt(np.pad(m, 2, mode="edge"))[2:-2, 2:-2]
+        return float(d[m].mean()) if m.any() else 0.0
+
+    def spread(v: np.ndarray) -> float:
+        return float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
+
+    vote = 2 * np.sign(pieces(~dark) - pieces(dark))
+    vote += np.sign(width(~dark) - width(dark))
+    vote += np.sign(spread(c[dark]) - spread(c[~dark]))
+    return bool(vote >= 0)
 
 
-def find_paper(gray: np.ndarray, cfg: PreprocessConfig) -> Paper:
+def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = None) -> Paper:
     """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
 
     The one assumption about framing: **the paper owns the frame**. With any margin the frame
@@ -138,6 +161,9 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig) -> Paper:
     large), before any enlarging blurs the strokes into the frame. The ink's polarity is the
     side on which the image departs from the plane by more: pen on paper, chalk on a board, an
     MNIST array (bright ink on black) and an inverted scan all come out right.
+
+    ``dark_ink`` forces the polarity (the other reading of an ambiguous image): the paper is
+    then the frame's pixels on the paper's side.
     """
     c = _coarse(gray)
     ring = frame_mask(c.shape, cfg.frame_frac).reshape(-1)
@@ -158,23 +184,25 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig) -> Paper:
     span = float(np.percentile(z, 99.5) - np.percentile(z, 0.5))
     scale = max(scale, cfg.min_grain, cfg.min_grain_frac * span)
     r = z - basis @ coef
-    if (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink:
+    mixed = (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink or cfg.snr * scale > span
+    if mixed or dark_ink is not None:
         # The frame is mixed: thick strokes run along nearly half of it or more (a tight crop of
-        # a bold digit), and it cannot tell paper from ink. Then topology decides: a digit's ink
-        # is one connected stroke (or a few pieces), while the paper it cuts through falls
-        # apart into corners and holes. The class with fewer pieces is the ink; the paper's
-        # level is the frame's top decile on its side.
-        dark_ink = _fewer_pieces_is_dark(c, cfg)
+        # a bold digit), or its "grain" is so coarse that nothing in the image stands out from
+        # it (the frame is two surfaces, not one paper). It cannot tell paper from ink; the shapes of the two
+        # classes do (``_ink_is_dark``). The paper's level is the frame's top decile on its side.
+        if dark_ink is None:
+            dark_ink = _ink_is_dark(c, cfg)
         side = np.percentile(zr, 90 if dark_ink else 10)
         paper_px = zr[(zr >= _otsu(c)) == dark_ink]
         spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
-        return Paper(np.array([side, 0.0, 0.0]), max(spread, cfg.min_grain), dark_ink)
+        return Paper(np.array([side, 0.0, 0.0]), max(spread, cfg.min_grain), dark_ink, ambiguous=mixed)
     # Count only clear departures: beyond the grain, and beyond a third of the strongest one
     # (a paper's texture, whose grain a JPEG's flat blocks hide, is not ink).
     t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
     dark = float(np.clip(-r - t, 0, None).sum())
     light = float(np.clip(r - t, 0, None).sum())
-    return Paper(coef, scale, dark >= light)
+    # A grain over half the image's range leaves the reading in doubt (a coarse 8×8 frame).
+    return Paper(coef, scale, dark >= light, ambiguous=cfg.snr * scale > 0.5 * span)
 
 
 def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:

@@ -65,25 +65,43 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         if min(gray.shape) < 4:
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
         paper = find_paper(gray, cfg)
-        gray = to_work_size(gray, cfg)
-        views["input"] = as_u8(gray)
-        g = ndi.gaussian_filter(gray, cfg.smooth_sigma) if cfg.smooth_sigma else gray
-        if not paper.dark_ink:
-            g = 1.0 - g
-        ink, grain = flatten_illumination(g, paper, cfg)
-        mask, soft = threshold_soft(ink, grain, cfg)
-        views["ink"] = as_u8(soft)
-        if not mask.any():
-            raise NoDigit("no digit found: nothing on the image stands out from the paper's grain")
-        lines = find_lines(ink, mask, cfg)
-        digit_mask = choose_digit(mask & ~lines, np.where(lines, 0, soft), cfg)
-        crop = crop_to_digit(np.where(lines, 0, soft), digit_mask)
-        views["crop"] = as_u8(crop)
-        digit = normalize_digit(crop.astype(np.float32), cfg, level=0.02)
+        work = to_work_size(gray, cfg)
+        views["input"] = as_u8(work)
+        try:
+            digit = _read_digit(work, paper, cfg, views)
+        except NoDigit as first:
+            if not paper.ambiguous:
+                raise
+            # The frame could not tell paper from ink and the shapes' reading found nothing
+            # (a "1" filling its tight crop): the other reading is the only other one.
+            other: dict[str, np.ndarray] = {"input": views["input"]}
+            try:
+                digit = _read_digit(work, find_paper(gray, cfg, dark_ink=not paper.dark_ink), cfg, other)
+            except NoDigit:
+                raise first from None  # the first reading's reason and views stand
+            views = other
     except NoDigit as e:
-        return PreprocessResult(None, str(e)[0].upper() + str(e)[1:] + ".", views)
+        msg = str(e)
+        return PreprocessResult(None, msg[0].upper() + msg[1:] + ".", views)
     views["digit"] = digit
     return PreprocessResult(digit, None, views)
+
+
+def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> np.ndarray:
+    """The work-size grey image, read with ``paper`` → the 28×28 digit (views filled in on the way)."""
+    g = ndi.gaussian_filter(work, cfg.smooth_sigma) if cfg.smooth_sigma else work
+    if not paper.dark_ink:
+        g = 1.0 - g
+    ink, grain = flatten_illumination(g, paper, cfg)
+    mask, soft = threshold_soft(ink, grain, cfg)
+    views["ink"] = as_u8(soft)
+    if not mask.any():
+        raise NoDigit("no digit found: nothing on the image stands out from the paper's grain")
+    lines = find_lines(ink, mask, cfg)
+    digit_mask = choose_digit(mask & ~lines, np.where(lines, 0, soft), cfg)
+    crop = crop_to_digit(np.where(lines, 0, soft), digit_mask)
+    views["crop"] = as_u8(crop)
+    return normalize_digit(crop.astype(np.float32), cfg, level=0.02)
 
 
 def naive(image, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarray:
