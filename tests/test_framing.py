@@ -93,3 +93,16 @@ def test_framing_and_style_tables():
                            "mnist_test": {"report": {"confusion_matrix": (cm * 100).tolist()}}}}]
     styles = style_table({"before": runs}, ["seed_photos", "usps*"]).splitlines()
     assert styles[2].startswith("| before | 66.7 % | 100.0 % | 100.0 % | 100.0 % | 5 | 0 ")
+
+
+def test_style_groups_tell_the_style_augmentation_apart():
+    from mnist_gen.reporting.tables import style_groups
+
+    def run(model, recipe, augment):
+        return {"model": model, "recipe": recipe, "config": {"augment": augment}, "eval_sets": {}}
+
+    runs = [run("cnn", "robust", {"name": "robust", "styles": {"p": 0.3}}), run("cnn", "robust", {"name": "robust"}),
+            run("cnn", "robust", {"name": "robust", "styles": {"p": 0.0}}), run("mlp", "study", None)]
+    groups = style_groups(runs)
+    assert sorted(groups) == ["cnn (robust)", "cnn (robust, styles)", "mlp (study)"]
+    assert len(groups["cnn (robust)"]) == 2

@@ -66,6 +66,21 @@ def _confusion(runs: list[dict], sets: Iterable[str]) -> np.ndarray:
     return cm
 
 
+#: Real handwriting the style table sums over (files in every framing; MNIST itself is not).
+REAL_SETS = ("seed_photos", "photos_*", "usps", "usps_*", "uci_digits", "uci_*")
+
+
+def style_groups(runs: list[dict]) -> dict[str, list[dict]]:
+    """Runs grouped by model and recipe, and whether the style augmentation was on: before/after."""
+    groups: dict[str, list[dict]] = {}
+    for r in runs:
+        augment = ((r.get("config") or {}).get("augment") or {})
+        styles = isinstance(augment, dict) and bool((augment.get("styles") or {}).get("p"))
+        label = f"{r['model']} ({r.get('recipe', 'study')}{', styles' if styles else ''})"
+        groups.setdefault(label, []).append(r)
+    return dict(sorted(groups.items()))
+
+
 def style_table(groups: dict[str, list[dict]], sets: Iterable[str]) -> str:
     """Markdown: per group of runs (e.g. before / after the style augmentation), recall of 1, 4, 7, 9
     and the style confusions, summed over ``sets`` (patterns) and the group's seeds."""
