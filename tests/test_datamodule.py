@@ -56,3 +56,12 @@ def test_ddp_ranks_partition_the_epoch():
     x, y = torch.zeros(10, 1), torch.arange(10)
     parts = [torch.cat([b for _, b in EpochChunks(x, y, 2, 1, True, 0, lambda: 0, rank=r, world_size=2)]) for r in (0, 1)]
     assert sorted(torch.cat(parts).tolist()) == list(range(10))
+
+
+def test_sets_drawn_from_a_protocols_training_digits_are_never_scored():
+    from mnist_gen.data.splits import overlapping
+
+    names = ["mnist_test", "mnistc_blur", "mnist_tight0_inv", "usps", "seed_holdout_test", "uci_digits"]
+    # seed_holdout (KNN/SVM) trains on MNIST's test digits too: every set made from them would flatter it.
+    assert overlapping("seed_holdout", names) == ["mnist_test", "mnistc_blur", "mnist_tight0_inv"]
+    assert overlapping("mnist", names) == ["seed_holdout_test"]

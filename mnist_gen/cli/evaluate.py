@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import DictConfig, ListConfig, open_dict
 
 from mnist_gen.console import console
-from mnist_gen.data.splits import OVERLAPPING_SETS
+from mnist_gen.data.splits import overlapping
 from mnist_gen.errors import UserError
 from mnist_gen.evaluation import aggregate
 from mnist_gen.evaluation.score import evaluate_sets, set_options
@@ -73,7 +73,7 @@ def reevaluate_run(run_dir: Path, cfg: DictConfig) -> None:
     except UserError as e:
         log.warning("skipping %s: %s", run_dir, e)
         return
-    leaky = OVERLAPPING_SETS.get((results.get("data") or {}).get("protocol", "mnist"), set())
+    leaky = overlapping((results.get("data") or {}).get("protocol", "mnist"), cfg.eval_sets)
     sets = [s for s in cfg.eval_sets if s != results.get("test_set") and s not in leaky]
     scores = evaluate_sets(predictor, sets, set_options=set_options(cfg))
     write_set_reports(predictor.name, scores, run_dir, galleries=cfg.galleries)

@@ -22,7 +22,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
-from mnist_gen.data.splits import OVERLAPPING_SETS, PROTOCOL_TEST_SET
+from mnist_gen.data.splits import PROTOCOL_TEST_SET, overlapping
 from mnist_gen.errors import UserError
 from mnist_gen.evaluation.score import evaluate_sets, set_options
 from mnist_gen.io import write_json
@@ -150,9 +150,9 @@ def save_network(cfg: DictConfig, net, dm, run_dir: Path):
 def finish_run(cfg: DictConfig, dm, predictor, fit_info: dict, run_dir: Path) -> dict:
     """Evaluate on the protocol's test set and every configured set; write reports and results.json."""
     test_name = PROTOCOL_TEST_SET[cfg.data.protocol]
-    leaky = OVERLAPPING_SETS[cfg.data.protocol]
     wanted = check_eval_sets(cfg.eval_sets)
-    if leaky & set(wanted):
+    leaky = set(overlapping(cfg.data.protocol, wanted))
+    if leaky:
         log.info("not scoring %s: it overlaps the %s training data", ", ".join(sorted(leaky)), cfg.data.protocol)
     set_names = [test_name] + [s for s in wanted if s != test_name and s not in leaky]
     scores = evaluate_sets(predictor, set_names, set_options=set_options(cfg))
