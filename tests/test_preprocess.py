@@ -215,6 +215,20 @@ def test_a_one_filling_its_tight_crop_is_still_a_digit():
         assert res.digit[:, 14].mean() > res.digit[:, :8].mean() + 50  # a vertical bar, centred
 
 
+@pytest.mark.parametrize("width", [2, 3])
+def test_a_thin_one_cropped_to_its_ink_from_a_tiny_scan_is_a_digit(width):
+    # An 8x8 block-count scan of a thin "1", cropped to its ink, is 8 px tall and 1-3 px wide
+    # (MNIST digits rendered that way: 36 of 1,500 were refused as "too small"). One pixel wide
+    # and uniform, it would hold no shape at all.
+    one = np.zeros((8, width), np.float32)
+    one[:, width // 2] = 1.0
+    one[1:7, :] = np.maximum(one[1:7, :], 0.4)
+    for img in (one, 1 - one):
+        res = to_mnist(img)
+        assert res.ok, res.reason
+        assert res.digit[:, 12:17].mean() > 3 * res.digit[:, :8].mean() + 30  # a vertical bar, centred
+
+
 def test_a_faint_stroke_touching_the_digit_stays_part_of_it():
     # A 7 whose bar is drawn with a light pen (a third of the stem's darkness): hysteresis keeps
     # it, where a threshold at 40 % of the strongest ink alone would drop it as a faint mark

@@ -62,7 +62,7 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
     views: dict[str, np.ndarray] = {}
     try:
         gray = as_gray(image, cfg)
-        if min(gray.shape) < 4:
+        if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
         paper = find_paper(gray, cfg)
         work = to_work_size(gray, cfg)
