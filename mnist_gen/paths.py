@@ -37,6 +37,11 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("MNIST_GEN_SHARED", PROJECT_ROOT.parent / "shared" / "data")).expanduser().resolve()
 
 
+def bundle_dir() -> Path:
+    """The bundled models: ``$MNIST_GEN_BUNDLE_DIR`` if set (another bundle, or none), else the package's."""
+    return Path(os.environ.get("MNIST_GEN_BUNDLE_DIR", PACKAGE_DIR / "bundled")).expanduser().resolve()
+
+
 def check_output_path(raw: str | os.PathLike, key: str = "output path") -> Path:
     """Return ``raw`` as a Path, or raise ``UserError`` when a relative path climbs out with ``..``."""
     text = os.fspath(raw)

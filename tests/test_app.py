@@ -125,17 +125,20 @@ def test_no_models_is_one_sentence_and_exit_2(tmp_path):
         assert str(where) in err
 
 
-def test_without_models_serves_the_bundled_default_or_says_so():
-    from mnist_gen.models.bundled import resolve
-
-    if resolve("default") is None:  # no bundle built yet: one sentence asking for --models
-        proc = subprocess.run(_app("--port", "0"), cwd=ROOT, capture_output=True, text=True, timeout=120)
-        err = proc.stderr.strip()
-        assert proc.returncode == 2 and len(err.splitlines()) == 1 and "--models" in err, err
-        return
+def test_without_models_serves_the_bundled_default():
     with _serving() as (url, _):
         status, info = _request(url + "/api/models")
         assert status == 200 and len(info["models"]) == 1 and "bundled" in info["models_root"]
+
+
+def test_without_models_and_without_a_bundle_it_asks_for_models(tmp_path):
+    """An installation whose bundle is missing: one sentence asking for --models."""
+    import os
+
+    env = {**os.environ, "MNIST_GEN_BUNDLE_DIR": str(tmp_path / "none")}
+    proc = subprocess.run(_app("--port", "0"), cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    err = proc.stderr.strip()
+    assert proc.returncode == 2 and len(err.splitlines()) == 1 and "--models" in err, err
 
 
 # -- JSON API ---------------------------------------------------------------------------------------

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from mnist_gen.errors import DataIntegrityError, UserError
 from mnist_gen.io import sha256_file
-from mnist_gen.paths import PACKAGE_DIR
+from mnist_gen.paths import bundle_dir
 
-BUNDLE_DIR = PACKAGE_DIR / "bundled"
+BUNDLE_DIR = bundle_dir()
 CARD = "card.json"
 
 

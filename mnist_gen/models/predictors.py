@@ -190,7 +190,7 @@ def load_models(specs: list[str]) -> list[tuple[str, Predictor]]:
             raise UserError(f"Model {spec} does not exist; give a model file, a run directory, a folder of runs "
                             f"or a bundled model ({names}).")
         if root.is_file() or model_file(root) is not None:
-            loaded.append((load_predictor(root), root.name))
+            loaded.append((load_predictor(root), str(spec)))  # as given: two files may share a name
             continue
         runs = [d for d in find_run_dirs(root) if model_file(d) is not None]
         if not runs:

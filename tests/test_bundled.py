@@ -1,0 +1,85 @@
+"""The models shipped in ``mnist_gen/bundled``: cards that match their weights, and predictions
+without training first (issue: ready out of the box)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+
+import pytest
+
+from mnist_gen import paths
+from mnist_gen.io import sha256_file
+from mnist_gen.models.bundled import BUNDLE_DIR, CARD, bundle_index, bundled_names, verify_card
+from tests.conftest import run_cli
+
+SEED_PHOTOS = paths.shared_data_dir() / "handwritten" / "seed_photos"
+STUDY_NETWORKS = ("mlp_64_16", "mlp_64_32", "cnn_32", "cnn_32_16", "cnn_32_16x3")
+
+
+def test_the_bundle_holds_the_five_study_networks_and_a_robust_default():
+    names = bundled_names()
+    assert {f"study/{m}" for m in STUDY_NETWORKS} <= set(names)
+    index = bundle_index()
+    assert index["default"] in names and index["default"].startswith("robust/")
+    assert sorted(index["models"]) == names
+
+
+@pytest.mark.parametrize("name", bundled_names())
+def test_each_card_matches_its_weights_and_says_how_they_were_made(name):
+    folder = BUNDLE_DIR / name
+    card = json.loads((folder / CARD).read_text())
+    assert set(card["sha256"]) == {"model.safetensors", "model.onnx"}
+    for file, digest in card["sha256"].items():
+        assert sha256_file(folder / file) == digest
+    assert verify_card(folder) == card
+    assert card["name"] == name and card["recipe"] == name.split("/")[0] and card["seed"] == 0
+    assert card["command"].startswith("python train.py ") and f"model={card['model']}" in card["command"]
+    assert card["params"] > 0 and 0.96 < card["accuracy"]["mnist_test"] <= 1.0
+
+
+def test_a_changed_byte_in_a_bundled_file_is_refused(tmp_path):
+    import shutil
+
+    from mnist_gen.errors import DataIntegrityError
+
+    src = BUNDLE_DIR / bundle_index()["default"]
+    copy = tmp_path / "copy"
+    shutil.copytree(src, copy)
+    data = bytearray((copy / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01
+    (copy / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(DataIntegrityError):
+        verify_card(copy)
+
+
+def _correct_per_model(proc) -> Counter:
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    correct: Counter = Counter()
+    for line in proc.stdout.splitlines():
+        row = json.loads(line)
+        correct[row["model"]] += int(row["prediction"] is not None and row["prediction"] == row["label"])
+    return correct
+
+
+@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's photos ({SEED_PHOTOS}) are absent")
+def test_predict_without_a_model_reads_the_study_photos_with_the_bundled_default():
+    proc = run_cli("predict.py", str(SEED_PHOTOS), "--json", "--no-views", timeout=300)
+    correct = _correct_per_model(proc)
+    assert len(correct) == 1 and sum(correct.values()) >= 28, correct
+
+
+@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's photos ({SEED_PHOTOS}) are absent")
+def test_every_bundled_file_answers_through_predict_model():
+    """Each bundled .onnx and .safetensors, given by path: the study's networks read most of the
+    photos (25-28 of 29 measured across their seeds), the robust default at least 28."""
+    args = []
+    for name in bundled_names():
+        for fmt in ("model.onnx", "model.safetensors"):
+            args += ["--model", str(BUNDLE_DIR / name / fmt)]
+    proc = run_cli("predict.py", str(SEED_PHOTOS), "--json", "--no-views", *args, timeout=600)
+    correct = _correct_per_model(proc)
+    assert len(correct) == 2 * len(bundled_names()), correct
+    default = str(BUNDLE_DIR / bundle_index()["default"])
+    for model, n in correct.items():
+        assert n >= (28 if default in model else 25), (model, n)
