@@ -85,7 +85,9 @@ def aggregate_runs(root: Path, cfg: DictConfig) -> list[dict]:
     if not root.is_dir():
         raise UserError(f"runs={root} is not a directory.")
     if cfg.reevaluate:
-        for run_dir in find_run_dirs(root):
+        run_dirs = find_run_dirs(root)
+        for i, run_dir in enumerate(run_dirs, 1):
+            log.info("re-scoring run %d/%d: %s", i, len(run_dirs), run_dir)  # minutes per run with many sets
             reevaluate_run(run_dir, cfg)
     runs = aggregate.load_runs(root)
     if not runs:
