@@ -106,3 +106,20 @@ def test_style_groups_tell_the_style_augmentation_apart():
     groups = style_groups(runs)
     assert sorted(groups) == ["cnn (robust)", "cnn (robust, styles)", "mlp (study)"]
     assert len(groups["cnn (robust)"]) == 2
+
+
+def test_style_table_sums_the_users_paths_only():
+    """The study's whole-image resize (``*_naive``) and the arrays told their crop (``*_arrays``) are
+    references, not what a file goes through: the style table leaves them out."""
+    from mnist_gen.reporting.tables import REAL_SETS, style_table
+
+    def cm(sevens_as_ones):
+        m = np.zeros((10, 10), int)
+        m[7, 7], m[7, 1] = 10 - sevens_as_ones, sevens_as_ones
+        return {"report": {"confusion_matrix": m.tolist()}}
+
+    run = {"model": "cnn", "eval_sets": {"usps": cm(1), "usps_tight0": cm(2), "usps_naive": cm(9), "usps_arrays": cm(5),
+                                         "mnist_test": cm(7)}}
+    row = style_table({"cnn": [run]}, REAL_SETS).splitlines()[2].split(" | ")
+    assert row[3] == "85.0 %"  # recall of 7 over usps and usps_tight0: 17 of 20
+    assert row[6] == "3"       # 7→1

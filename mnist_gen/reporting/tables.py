@@ -55,19 +55,23 @@ def framing_table(rows: list[dict], sources=tuple(FRAMING_SOURCES)) -> str:
     return "\n".join(lines) + "\n"
 
 
+#: Real handwriting the style table sums over (files in every framing; MNIST itself is not).
+REAL_SETS = ("seed_photos", "photos_*", "usps", "usps_*", "uci_digits", "uci_*")
+#: Not what a user's files go through: the study's whole-image resize and the told-the-crop arrays.
+REFERENCE_SUFFIXES = ("_naive", "_arrays")
+
+
 def _confusion(runs: list[dict], sets: Iterable[str]) -> np.ndarray:
     cm = np.zeros((10, 10), np.int64)
     for r in runs:
         for name, s in r["eval_sets"].items():
-            if any(fnmatch.fnmatch(name, p) for p in sets):
+            if any(fnmatch.fnmatch(name, p) for p in sets) and not name.endswith(REFERENCE_SUFFIXES):
                 m = (s.get("report") or {}).get("confusion_matrix")
                 if m is not None and np.shape(m) == (10, 10):
                     cm += np.asarray(m, np.int64)
     return cm
 
 
-#: Real handwriting the style table sums over (files in every framing; MNIST itself is not).
-REAL_SETS = ("seed_photos", "photos_*", "usps", "usps_*", "uci_digits", "uci_*")
 
 
 def style_groups(runs: list[dict]) -> dict[str, list[dict]]:
