@@ -65,3 +65,17 @@ def test_sets_drawn_from_a_protocols_training_digits_are_never_scored():
     # seed_holdout (KNN/SVM) trains on MNIST's test digits too: every set made from them would flatter it.
     assert overlapping("seed_holdout", names) == ["mnist_test", "mnistc_blur", "mnist_tight0_inv"]
     assert overlapping("mnist", names) == ["seed_holdout_test"]
+
+
+def test_chunk_normalisation_equals_the_networks_standardisation_and_copies():
+    """Training chunks are normalised in place for speed: bit for bit what the exported networks
+    compute (``standardize``), and never in the caller's tensor."""
+    from mnist_gen.data.pixels import normalize, standardize
+
+    g = torch.Generator().manual_seed(0)
+    u8 = torch.randint(0, 256, (64, 28, 28), dtype=torch.uint8, generator=g)
+    f32 = u8.to(torch.float32)
+    before = f32.clone()
+    for x in (u8, f32, u8.numpy()):
+        assert torch.equal(normalize(x, 0.1307, 0.3081), standardize(f32, 0.1307, 0.3081).reshape(-1, 1, 28, 28))
+    assert torch.equal(f32, before)

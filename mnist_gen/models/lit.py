@@ -202,7 +202,10 @@ class StackedClassifier(_KerasLoop):
             logits, losses, dws, dbs = self.stack.loss_and_grads(xb, yb)
             for p, g in zip(params, dws + dbs, strict=True):
                 p.grad = g
-            opt.step()
+            if type(opt) is StackedSGD:  # not Lightning's wrapper, which subclasses it and counts steps
+                opt.update()  # between Lightning's steps: the bare update (see StackedSGD.update)
+            else:
+                opt.step()
             loss_sum += losses
             correct += (logits.argmax(-1, keepdim=True) == yb).sum((1, 2))
         self._add_sums(loss_sum, correct, m)

@@ -190,12 +190,18 @@ class StackedSGD(torch.optim.Optimizer):
                   {"params": list(model.biases), "weight_decay": 0.0}]
         super().__init__(groups, {"lr": lr, "momentum": momentum, "weight_decay": 0.0})
 
-    @torch.no_grad()
     def step(self, closure=None):
         loss = None
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
+        self.update()
+        return loss
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """The update itself, without ``Optimizer.step``'s hooks and profiler record (~7 µs of a
+        ~380 µs step): ``StackedClassifier`` calls it directly between Lightning's steps."""
         for group in self.param_groups:
             params = [p for p in group["params"] if p.grad is not None]
             grads = [p.grad for p in params]
@@ -212,7 +218,6 @@ class StackedSGD(torch.optim.Optimizer):
                     bufs.append(state["momentum_buffer"])
                 grads = bufs
             torch._foreach_add_(params, grads, alpha=-group["lr"])
-        return loss
 
 
 def member_network(stack: StackedMLP | StackedCNN, k: int, arch: str, arch_kwargs: dict) -> nn.Sequential:
