@@ -190,7 +190,7 @@ def _to_bytes(rows: np.ndarray) -> np.ndarray:
 def write_idx_from_carrier(splits, raw: Path) -> None:
     """``splits`` = ((x,y) train 50k, (x,y) valid 10k, (x,y) test 10k) as in mnist.pkl.gz."""
     (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = splits
-    train_x = _to_bytes(np.concatenate([x_tr, x_va]))
+    train_x = np.concatenate([_to_bytes(x_tr), _to_bytes(x_va)])  # joined as bytes: a float copy is 0.19 GB
     train_y = np.concatenate([y_tr, y_va]).astype(np.uint8)
     raw.mkdir(parents=True, exist_ok=True)
     # atomic: a crash never leaves a half-written file under the real name
