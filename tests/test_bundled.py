@@ -83,3 +83,13 @@ def test_every_bundled_file_answers_through_predict_model():
     default = str(BUNDLE_DIR / bundle_index()["default"])
     for model, n in correct.items():
         assert n >= (28 if default in model else 25), (model, n)
+
+
+@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's data ({SEED_PHOTOS.parent}) is absent")
+def test_evaluate_scores_a_bundled_model_by_name(tmp_path):
+    proc = run_cli("evaluate.py", "model_path=study/mlp_64_16", "eval_sets=[seed_formatted]", f"out_dir={tmp_path}",
+                   "galleries=false", f"hydra.run.dir={tmp_path / 'hydra'}", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads((tmp_path / "mlp_64_16" / "evaluation.json").read_text())
+    assert result["model_path"].endswith("study/mlp_64_16/model.onnx")
+    assert result["eval_sets"]["seed_formatted"]["n"] == 20

@@ -14,6 +14,7 @@ from mnist_gen.errors import UserError
 from mnist_gen.evaluation import aggregate
 from mnist_gen.evaluation.score import evaluate_sets, set_options
 from mnist_gen.io import write_atomic, write_json
+from mnist_gen.models.bundled import resolve
 from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
 from mnist_gen.paths import safe_child
 from mnist_gen.reporting.set_reports import print_set_lines, write_set_reports
@@ -32,10 +33,17 @@ def run(cfg: DictConfig) -> dict:
     out = {}
     if cfg.model_path is not None:
         paths = list(cfg.model_path) if isinstance(cfg.model_path, ListConfig) else [cfg.model_path]
-        out["models"] = [score_model(Path(p), cfg) for p in paths]
+        out["models"] = [score_model(model_location(str(p)), cfg) for p in paths]
     if cfg.runs is not None:
         out["table"] = aggregate_runs(Path(cfg.runs), cfg)
     return out
+
+
+def model_location(spec: str) -> Path:
+    """A model file or run directory as given, or the file of a bundled model named ``spec``
+    (``default``, ``study/cnn_32``) when no such path exists."""
+    path = Path(spec)
+    return path if path.exists() else (resolve(spec, "model.onnx") or path)
 
 
 def score_model(path: Path, cfg: DictConfig) -> dict:
