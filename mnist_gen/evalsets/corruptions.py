@@ -7,7 +7,7 @@ digits. Each corruption is one registered evaluation set ``mnistc_<name>`` at on
 severity, so numbers are comparable across models and runs.
 
 The images are made with numpy/scipy, independently of the torch training augmentation
-(``mnist_gen/augment.py``), and several severities lie outside its ranges (rotation 20°,
+(``mnist_gen/data/augment.py``), and several severities lie outside its ranges (rotation 20°,
 contrast 0.4): the benchmark must not simply replay the training distribution.
 
 Options (``eval_set_options.<set>``): ``n`` digits (default 2,000; the inverted set, which
