@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -58,3 +61,38 @@ def tiny_run(tmp_path_factory, mnist_dir):
                    f"hydra.run.dir={run_dir}", timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return run_dir
+
+
+@contextlib.contextmanager
+def demo_server(*args: str):
+    """The real ``python -m mnist_gen.app`` on a free port: yields (process, base URL, everything it
+    printed, growing); stopped with SIGTERM after. Its output is read for the whole run (a full
+    pipe would block the server)."""
+    proc = subprocess.Popen([sys.executable, "-m", "mnist_gen.app", "--port", "0", *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    lines: list[str] = []
+    started = threading.Event()
+
+    def drain():
+        for line in proc.stdout:
+            lines.append(line)
+            if "http://127.0.0.1:" in line:
+                started.set()
+        started.set()
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        started.wait(180)
+        m = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(lines))
+        assert m, "the demo server did not start:\n" + "".join(lines)
+        yield proc, m.group(0).rstrip("/"), lines
+    finally:
+        proc.terminate()  # SIGTERM: the demo stops cleanly
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        reader.join(10)

@@ -15,7 +15,6 @@ import re
 import shutil
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 from PIL import Image
 
 from mnist_gen import paths
-from tests.conftest import ROOT
+from tests.conftest import ROOT, demo_server
 
 CHROMIUM = os.environ.get("MNIST_GEN_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -39,35 +38,9 @@ def _app(*args: str) -> list[str]:
 
 @contextlib.contextmanager
 def _serving(*args: str):
-    """The real command line on a free port; yields (base URL, everything it printed); stopped after.
-    Its output is read for the whole run (a full pipe would block the server)."""
-    proc = subprocess.Popen(_app("--port", "0", *args), cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    started = threading.Event()
-
-    def drain():
-        for line in proc.stdout:
-            lines.append(line)
-            if re.search(r"http://127\.0\.0\.1:(\d+)/", line):
-                started.set()
-        started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        started.wait(180)
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(lines))
-        assert m, "the demo server did not start:\n" + "".join(lines)
-        yield m.group(0).rstrip("/"), lines
-    finally:
-        proc.terminate()  # SIGTERM: the demo stops cleanly
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
+    """The real command line on a free port; yields (base URL, everything it printed)."""
+    with demo_server(*args) as (_, url, lines):
+        yield url, lines
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,10 @@ import base64
 import http.client
 import io
 import json
-import os
-import re
 import selectors
 import socket
 import struct
 import subprocess
-import sys
 import threading
 import time
 import zlib
@@ -26,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from PIL import Image, ImageDraw
 
-from tests.conftest import ROOT
+from tests.conftest import demo_server
 
 N_REQUESTS, PARALLEL, N_IDLE = 200, 20, 500
 GB = 1 << 30
@@ -74,36 +71,10 @@ class Server:
 def server(tiny_run, tmp_path_factory):
     """The demo serving the tiny run on a free port; stopped with SIGTERM afterwards."""
     hw = tmp_path_factory.mktemp("load") / "handwritten"
-    proc = subprocess.Popen([sys.executable, "-m", "mnist_gen.app", "--models", str(tiny_run), "--port", "0",
-                             "--handwritten-dir", str(hw)], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-    lines: list[str] = []
-    started = threading.Event()
-
-    def drain():  # read every line for the whole run: a full pipe would block the server
-        for line in proc.stdout:
-            lines.append(line)
-            if "http://127.0.0.1:" in line:
-                started.set()
-        started.set()
-
-    reader = threading.Thread(target=drain, daemon=True)
-    reader.start()
-    try:
-        started.wait(180)
-        m = re.search(r"http://127\.0\.0\.1:(\d+)/", "".join(lines))
-        assert m, "the demo server did not start:\n" + "".join(lines)
-        srv = Server(proc, int(m.group(1)), hw)
+    with demo_server("--models", str(tiny_run), "--handwritten-dir", str(hw)) as (proc, url, lines):
+        srv = Server(proc, int(url.rsplit(":", 1)[1]), hw)
         srv.lines = lines
         yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        reader.join(10)
     log = "".join(lines)
     assert "Traceback" not in log and "mnist_gen demo stopped." in log, log[-3000:]  # SIGTERM: a clean stop
 

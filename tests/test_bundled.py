@@ -14,6 +14,7 @@ from mnist_gen.models.bundled import BUNDLE_DIR, CARD, bundle_index, bundled_nam
 from tests.conftest import run_cli
 
 SEED_PHOTOS = paths.shared_data_dir() / "handwritten" / "seed_photos"
+needs_photos = pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's data ({SEED_PHOTOS.parent}) is absent")
 STUDY_NETWORKS = ("mlp_64_16", "mlp_64_32", "cnn_32", "cnn_32_16", "cnn_32_16x3")
 
 
@@ -62,14 +63,14 @@ def _correct_per_model(proc) -> Counter:
     return correct
 
 
-@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's photos ({SEED_PHOTOS}) are absent")
+@needs_photos
 def test_predict_without_a_model_reads_the_study_photos_with_the_bundled_default():
     proc = run_cli("predict.py", str(SEED_PHOTOS), "--json", "--no-views", timeout=300)
     correct = _correct_per_model(proc)
     assert len(correct) == 1 and sum(correct.values()) >= 28, correct
 
 
-@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's photos ({SEED_PHOTOS}) are absent")
+@needs_photos
 def test_every_bundled_file_answers_through_predict_model():
     """Each bundled .onnx and .safetensors, given by path: the study's networks read most of the
     photos (25-28 of 29 measured across their seeds), the robust default at least 28."""
@@ -85,7 +86,7 @@ def test_every_bundled_file_answers_through_predict_model():
         assert n >= (28 if default in model else 25), (model, n)
 
 
-@pytest.mark.skipif(not SEED_PHOTOS.is_dir(), reason=f"the study's data ({SEED_PHOTOS.parent}) is absent")
+@needs_photos
 def test_evaluate_scores_a_bundled_model_by_name(tmp_path):
     proc = run_cli("evaluate.py", "model_path=study/mlp_64_16", "eval_sets=[seed_formatted]", f"out_dir={tmp_path}",
                    "galleries=false", f"hydra.run.dir={tmp_path / 'hydra'}", timeout=300)

@@ -7,8 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image
 
+from tests.bad_inputs import draw_seven
 from tests.conftest import run_cli
 
 KEYS = {"path", "label", "model", "prediction", "probabilities", "error"}
@@ -16,20 +17,11 @@ KEYS = {"path", "label", "model", "prediction", "probabilities", "error"}
 
 
 
-def _seven(path, size=200):
-    im = Image.new("L", (size, size), 230)
-    ImageDraw.Draw(im).line([(size * 0.3, size * 0.2), (size * 0.7, size * 0.2), (size * 0.45, size * 0.85)],
-                            fill=20, width=max(2, size // 16))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    im.save(path)
-    return path
-
-
 @pytest.fixture
 def photo_dir(tmp_path):
     d = tmp_path / "photos"
-    _seven(d / "7" / "a.jpg")
-    _seven(d / "4_sideways.png", 120)
+    draw_seven(d / "7" / "a.jpg", 200)
+    draw_seven(d / "4_sideways.png", 120)
     Image.new("L", (100, 100), 240).save(d / "blank.png")  # readable, but no digit on it
     (d / "zero.jpg").write_bytes(b"")
     (d / "text.png").write_text("this is not a png")
