@@ -72,8 +72,6 @@ def _confusion(runs: list[dict], sets: Iterable[str]) -> np.ndarray:
     return cm
 
 
-
-
 def style_groups(runs: list[dict]) -> dict[str, list[dict]]:
     """Runs grouped by model and recipe, and whether the style augmentation was on: before/after."""
     groups: dict[str, list[dict]] = {}
