@@ -123,3 +123,18 @@ def test_style_table_sums_the_users_paths_only():
     row = style_table({"cnn": [run]}, REAL_SETS).splitlines()[2].split(" | ")
     assert row[3] == "85.0 %"  # recall of 7 over usps and usps_tight0: 17 of 20
     assert row[6] == "3"       # 7→1
+
+
+def test_framing_summary_sets_files_beside_arrays_and_the_framing_range():
+    from mnist_gen.reporting.tables import framing_summary
+
+    def stat(acc, items):
+        return {"mean": acc, "std": 0.0, "n": 1, "n_items": items}
+
+    row = {"model": "cnn", "recipe": "robust", "seeds": [0], "test_accuracy": {"mean": 0.99},
+           "eval_sets": {"seed_photos": stat(1.0, 29), "photos_px16": stat(28 / 29, 29), "photos_tight0": stat(1.0, 29),
+                         "usps": stat(0.97, 2007), "usps_arrays": stat(0.975, 2007), "usps_tight0": stat(0.95, 2007),
+                         "usps_margin_inv": stat(0.96, 2007)}}
+    line = framing_summary([row]).splitlines()[2].split(" | ")
+    assert line[3:9] == ["99.00", "29", "28–29/29", "97.00", "97.50", "95.0–96.0"]
+    assert line[9:] == ["–", "–", "– |"]

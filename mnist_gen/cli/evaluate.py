@@ -18,7 +18,7 @@ from mnist_gen.models.bundled import resolve
 from mnist_gen.models.predictors import find_run_dirs, load_predictor, model_file
 from mnist_gen.paths import safe_child
 from mnist_gen.reporting.set_reports import print_set_lines, write_set_reports
-from mnist_gen.reporting.tables import REAL_SETS, framing_table, style_groups, style_table
+from mnist_gen.reporting.tables import REAL_SETS, framing_summary, framing_table, style_groups, style_table
 from mnist_gen.training.checks import check_eval_sets, check_output_dirs
 
 log = logging.getLogger(__name__)
@@ -106,7 +106,8 @@ def aggregate_runs(root: Path, cfg: DictConfig) -> list[dict]:
     console.print(aggregate.to_rich(rows))
     framing = framing_table(rows)
     if framing:  # some runs were scored on the framing sets: their table beside the study's
-        files["framing"] = write_atomic(out / "framing_table.md", framing)
+        # The summary first (files vs arrays, worst-best framing per source), then every set.
+        files["framing"] = write_atomic(out / "framing_table.md", framing_summary(rows) + "\n" + framing)
         # Recall of 1, 4, 7, 9 and the confusions continental styles cause, per model and recipe.
         files["styles"] = write_atomic(out / "style_table.md", style_table(style_groups(runs), REAL_SETS))
     console.print("written: " + ", ".join(str(p) for p in files.values()), markup=False)

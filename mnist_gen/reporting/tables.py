@@ -55,6 +55,44 @@ def framing_table(rows: list[dict], sources=tuple(FRAMING_SOURCES)) -> str:
     return "\n".join(lines) + "\n"
 
 
+def framing_summary(rows: list[dict]) -> str:
+    """Markdown: one line per model and recipe (means over seeds): MNIST test, each real source as
+    files and as the reference arrays, and the worst-best over its rendered framings."""
+    rows = [r for r in rows if FRAMING_SETS & set(r["eval_sets"])]
+    if not rows:
+        return ""
+
+    def mean(r, name, items=False):
+        s = r["eval_sets"].get(name)
+        if not s:
+            return "–"
+        return f"{s['mean'] * s['n_items']:.3g}" if items else f"{100 * s['mean']:.2f}"
+
+    def spread(r, source, items=False):
+        stats = [r["eval_sets"][n] for n in framing_sets(r["eval_sets"], source) if n != FRAMING_SOURCES[source]]
+        if not stats:
+            return "–"
+        lo, hi = min(s["mean"] for s in stats), max(s["mean"] for s in stats)
+        if items:
+            k = stats[0]["n_items"]
+            return f"{lo * k:.3g}–{hi * k:.3g}/{k}"
+        return f"{100 * lo:.1f}–{100 * hi:.1f}"
+
+    n_var = {src: len({n for r in rows for n in framing_sets(r["eval_sets"], src)} - {FRAMING_SOURCES[src]})
+             for src in ("photos", "usps", "uci")}
+    head = ["model", "recipe", "seeds", "MNIST test %", "study photos /29", f"photos, {n_var['photos']} framings",
+            "USPS files %", "USPS arrays %", f"USPS, {n_var['usps']} framings %", "UCI files %", "UCI arrays %",
+            f"UCI, {n_var['uci']} framings %"]
+    lines = ["| " + " | ".join(head) + " |", "|---|" + "---|" * (len(head) - 1)]
+    for r in rows:
+        cells = [r["model"], r["recipe"], str(len(r["seeds"])), f"{100 * r['test_accuracy']['mean']:.2f}",
+                 mean(r, "seed_photos", items=True), spread(r, "photos", items=True),
+                 mean(r, "usps"), mean(r, "usps_arrays"), spread(r, "usps"),
+                 mean(r, "uci_digits"), mean(r, "uci_digits_arrays"), spread(r, "uci")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 #: Real handwriting the style table sums over (files in every framing; MNIST itself is not).
 REAL_SETS = ("seed_photos", "photos_*", "usps", "usps_*", "uci_digits", "uci_*")
 #: Not what a user's files go through: the study's whole-image resize and the told-the-crop arrays.
