@@ -206,8 +206,10 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
     dark = float(np.clip(-r - t, 0, None).sum())
     light = float(np.clip(r - t, 0, None).sum())
+    # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
+    dark_ink = dark > light if dark != light else _ink_is_dark(c, cfg)
     # A grain over half the image's range leaves the reading in doubt (a coarse 8×8 frame).
-    return Paper(coef, scale, dark >= light, ambiguous=cfg.snr * scale > 0.5 * span)
+    return Paper(coef, scale, dark_ink, ambiguous=cfg.snr * scale > 0.5 * span)
 
 
 def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:
