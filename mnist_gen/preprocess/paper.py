@@ -125,8 +125,8 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     Pieces alone decide at photo resolution; at 8–16 px a stroke breaks into blocks and the
     other two outvote them. A tie (a bold stroke as wide as the paper between) goes to the
     module's one assumption: the class owning less of the frame is the ink. (A tie used to go
-    to dark ink: MNIST's bold digits at 16 px cropped tight then read 98.1 % dark on light and
-    93.6 % inverted; with the frame deciding, 98.1 % and 98.0 %.)
+    to dark ink: 1,500 MNIST test digits thickened, cropped tight and reduced to 16 px then read
+    98.2 % dark on light but 93.5 % inverted; with the frame deciding, 98.3 % and 98.2 %.)
     """
     dark = c < _otsu(c)
 
@@ -264,13 +264,13 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
         base = float(np.median(v))
         grain = float(1.4826 * np.median(np.abs(v - base)))
     else:
-        # A crop too tight to leave bare paper (a bold 1 filling its 16×4 crop): what paper the
-        # frame has is the strokes' anti-aliased edges, whose spread would drown the stroke.
-        # The grain is then the spread of the flatter of the image's two classes (Otsu): a
-        # stroke's flat core shows the sensor's grain as well as paper would; noise has no
-        # flat class, so it stays "nothing stands out".
+        # A crop too tight to leave bare paper: the grain find_paper measured on the frame, or,
+        # when less, the spread of the flatter of the image's two classes (Otsu). Strokes can only
+        # inflate either: a bold 1 filling its 16×4 crop leaves only the anti-aliased edges in
+        # the frame, whose spread would drown the stroke, while its flat core shows the sensor's
+        # grain as well as paper would. Noise has no flat class: it stays "nothing stands out".
         split = _otsu(g)
         classes = [v for v in (g[g < split], g[g >= split]) if v.size >= 4]
-        spread = min((_paper_level(v)[1] for v in classes), default=paper.grain)
+        spread = min([paper.grain] + [_paper_level(v)[1] for v in classes])
         base, grain = 0.0, spread / float(np.median(level))
     return np.clip(ink - base, 0, 1).astype(np.float32), max(grain, cfg.min_grain)
