@@ -94,3 +94,27 @@ def test_evaluate_scores_a_bundled_model_by_name(tmp_path):
     result = json.loads((tmp_path / "mlp_64_16" / "evaluation.json").read_text())
     assert result["model_path"].endswith("study/mlp_64_16/model.onnx")
     assert result["eval_sets"]["seed_formatted"]["n"] == 20
+
+
+def _robust_run(root, model, seed, photos, params):
+    run = root / model / f"seed{seed}"
+    run.mkdir(parents=True)
+    res = {"model": model, "seed": seed, "kind": "network", "recipe": "robust", "test_accuracy": 0.99,
+           "num_params": params, "eval_sets": {"seed_photos": {"accuracy": photos}, "uci_digits": {"accuracy": 0.5}}}
+    (run / "results.json").write_text(json.dumps(res))
+
+
+def test_the_default_is_the_best_mean_unless_a_smaller_network_is_within_one_standard_error(tmp_path):
+    from mnist_gen.cli.bundle import best_robust
+
+    # big: mean 0.90, standard error 0.01; small: 0.895, inside it; tiny: 0.85, outside it.
+    for seed, (big, small, tiny) in enumerate([(0.89, 0.895, 0.85), (0.90, 0.895, 0.85), (0.91, 0.895, 0.85)]):
+        _robust_run(tmp_path, "big", seed, big, 50_000)
+        _robust_run(tmp_path, "small", seed, small, 25_000)
+        _robust_run(tmp_path, "tiny", seed, tiny, 10_000)
+    model, score, run_dir = best_robust(tmp_path)
+    assert (model, run_dir.name) == ("small", "seed0") and score == pytest.approx(0.895)
+    # Without it, the clear winner wins whatever its size; held-out UCI never enters the choice.
+    for seed in range(3):
+        (tmp_path / "small" / f"seed{seed}" / "results.json").unlink()
+    assert best_robust(tmp_path)[0] == "big"
