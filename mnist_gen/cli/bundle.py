@@ -23,6 +23,7 @@ import shutil
 import sys
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,14 +106,22 @@ def best_robust(root: Path) -> tuple[str, float, Path]:
         seed0 = [r for r in runs if r["seed"] == 0]
         if scores and seed0:
             se = float(np.std(scores, ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
-            params = seed0[0].get("num_params") or 0
-            scored.append((float(np.mean(scores)), se, params, model, Path(seed0[0]["_dir"])))
+            scored.append(_Candidate(float(np.mean(scores)), se, seed0[0].get("num_params") or 0, model,
+                                     Path(seed0[0]["_dir"])))
     if not scored:
         raise UserError(f"No robust-recipe network runs with seed 0 and real-handwriting scores under {root}.")
-    top = max(scored)
-    within = [s for s in scored if s[0] >= top[0] - top[1]]
-    score, _, _, model, run_dir = min(within, key=lambda s: (s[2], -s[0]))
-    return model, score, run_dir
+    top = max(scored, key=lambda c: c.mean)
+    within = [c for c in scored if c.mean >= top.mean - top.se]
+    best = min(within, key=lambda c: (c.params, -c.mean))
+    return best.model, best.mean, best.run_dir
+
+
+class _Candidate(NamedTuple):
+    mean: float  # selection score, mean over seeds
+    se: float  # its standard error over seeds (0 for one seed)
+    params: int
+    model: str
+    run_dir: Path  # the seed-0 run
 
 
 def build_parser() -> argparse.ArgumentParser:

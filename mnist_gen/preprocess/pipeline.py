@@ -98,8 +98,8 @@ def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> 
     if not mask.any():
         raise NoDigit("no digit found: nothing on the image stands out from the paper's grain")
     lines = find_lines(ink, mask, cfg)
-    digit_mask = choose_digit(mask & ~lines, np.where(lines, 0, soft), cfg)
-    crop = crop_to_digit(np.where(lines, 0, soft), digit_mask)
+    unlined = np.where(lines, 0, soft)
+    crop = crop_to_digit(unlined, choose_digit(mask & ~lines, unlined, cfg))
     views["crop"] = as_u8(crop)
     return normalize_digit(crop.astype(np.float32), cfg, level=0.02)
 
