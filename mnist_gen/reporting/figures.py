@@ -152,13 +152,15 @@ def misclassification_gallery(
     per_row = min(5 if has_thumbs else 8, len(shown))  # few errors: no empty columns off-centre the title
     n_rows = math.ceil(len(shown) / per_row)
     n_cols = per_row * panels
-    fig = new_figure(1.45 * n_cols, 2.3 * n_rows + 0.6)
+    height = 2.3 * n_rows + 0.6
+    fig = new_figure(1.45 * n_cols, height)
     extra = f" (first {len(shown)} shown)" if len(shown) < wrong.size else ""
     fig.suptitle(
         f"{model_name} on {evalset.name}: {wrong.size} of {len(labels)} misclassified{extra}",
         fontsize=12,
     )
-    grid = fig.add_gridspec(n_rows, n_cols, hspace=0.9, wspace=0.15)
+    # Margins in inches, not fractions: a tall gallery would otherwise open with a blank band.
+    grid = fig.add_gridspec(n_rows, n_cols, hspace=0.9, wspace=0.15, top=1 - 1.0 / height, bottom=0.9 / height)
 
     for slot, idx in enumerate(shown):
         r, c = divmod(slot, per_row)
