@@ -111,3 +111,38 @@ def test_lr_schedule_constant_is_the_study_and_cosine_decays_to_zero():
     assert 0 < lr_at(29, 0.01, 30, "cosine") < 1e-4
     with pytest.raises(ValueError, match="unknown lr schedule"):
         lr_at(0, 0.01, 30, "step")
+
+
+def test_a_seed_ensemble_answers_the_mean_of_its_members_in_every_model_file(tmp_path):
+    """``SeedEnsemble`` (the bundled default's form): its probabilities are the mean of its
+    members', after a round trip through model.safetensors and model.onnx alike."""
+    import numpy as np
+
+    from mnist_gen.models.export import export_all
+    from mnist_gen.models.networks import RawPixels
+    from mnist_gen.models.predictors import load_predictor
+
+    torch.manual_seed(0)
+    kwargs = {"members": 3, "member_arch": "cnn", "member_kwargs": {"conv": [4, 4]}}
+    ens = build_network("ensemble", **kwargs).eval()
+    images = torch.randint(0, 256, (16, 28, 28), dtype=torch.uint8).numpy()
+    with torch.no_grad():
+        answers = torch.stack([RawPixels(m, 0.13, 0.31)(torch.from_numpy(images[:, None]).float())
+                               for m in ens.members])
+    assert not (answers.argmax(2) == answers[0].argmax(1)).all()  # members that disagree: a real average
+    expected = answers.mean(0).numpy()
+    export_all(ens, {"name": "tiny_seeds", "arch": "ensemble", "arch_kwargs": kwargs, "mean": 0.13, "std": 0.31},
+               tmp_path)
+    for file in ("model.safetensors", "model.onnx"):
+        got = load_predictor(tmp_path / file).predict_proba(images)
+        np.testing.assert_allclose(got, expected, atol=1e-5, err_msg=file)
+
+
+def test_an_ensemble_is_assembled_from_runs_never_trained():
+    from mnist_gen.errors import UserError
+    from mnist_gen.training.checks import check_network_hparams
+
+    cfg = OmegaConf.load(CONFIG_DIR / "model" / "cnn_32.yaml")
+    cfg = OmegaConf.create({"model": {**OmegaConf.to_container(cfg), "arch": "ensemble"}})
+    with pytest.raises(UserError, match="model.arch must be one of mlp, cnn"):
+        check_network_hparams(cfg)

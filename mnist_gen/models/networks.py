@@ -71,13 +71,40 @@ def cnn(conv: Sequence[int], kernel_size: int = 3, pool: int = 2) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+class SeedEnsemble(nn.Module):
+    """Copies of one network trained with different seeds, answering as one: the mean of their
+    probabilities (a deep ensemble, Lakshminarayanan et al. 2017). Seeds err on different
+    digits, and averaging their answers is most accurate where the data departs from the
+    training set: on binarised 16×16 stretches, 3 seeds of ``cnn_32_16x3`` read 94.1 % of USPS
+    against 93.0 % for one seed on average (README, Bundled models).
+
+    ``forward`` returns the log of the mean probability, so the softmax that follows every
+    network (``RawPixels``, the loss) gives back exactly that mean: the ensemble is a network
+    like any other to export, load and score.
+    """
+
+    def __init__(self, members: int, member_arch: str, member_kwargs: dict):
+        super().__init__()
+        if member_arch not in BUILDERS or int(members) < 1:
+            raise ValueError(f"an ensemble needs at least one member of a plain architecture, got "
+                             f"{members} × '{member_arch}'")
+        self.members = nn.ModuleList(BUILDERS[member_arch](**member_kwargs) for _ in range(int(members)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        probs = torch.stack([torch.softmax(m(x).float(), dim=1) for m in self.members]).mean(dim=0)
+        return torch.log(probs.clamp_min(1e-30))
+
+
+#: The architectures a run trains (``model.arch``).
 BUILDERS = {"mlp": mlp, "cnn": cnn}
+#: And those a model file may hold: an ensemble is assembled from trained runs, never trained.
+LOADABLE = {**BUILDERS, "ensemble": SeedEnsemble}
 
 
-def build_network(arch: str, **kwargs) -> nn.Sequential:
-    if arch not in BUILDERS:
-        raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(BUILDERS)}")
-    net = BUILDERS[arch](**kwargs)
+def build_network(arch: str, **kwargs) -> nn.Module:
+    if arch not in LOADABLE:
+        raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(LOADABLE)}")
+    net = LOADABLE[arch](**kwargs)
     keras_init_(net)
     return net
 
