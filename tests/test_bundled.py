@@ -34,9 +34,30 @@ def test_each_card_matches_its_weights_and_says_how_they_were_made(name):
     for file, digest in card["sha256"].items():
         assert sha256_file(folder / file) == digest
     assert verify_card(folder) == card
-    assert card["name"] == name and card["recipe"] == name.split("/")[0] and card["seed"] == 0
+    assert card["name"] == name and card["recipe"] == name.split("/")[0]
     assert card["command"].startswith("python train.py ") and f"model={card['model']}" in card["command"]
     assert card["params"] > 0 and 0.96 < card["accuracy"]["mnist_test"] <= 1.0
+    if name.endswith("_seeds"):  # an ensemble: every seed it averages was trained by the command
+        assert len(card["seeds"]) >= 2 and "seed" not in card
+        assert all(f"seed={s}" in card["command"] for s in card["seeds"])
+    else:
+        assert card["seed"] == 0
+
+
+def test_the_default_is_the_best_networks_seeds_answering_together():
+    """The default averages the seeds of the best robust network, which is bundled alone too."""
+    from mnist_gen.models.predictors import load_predictor
+
+    default = bundle_index()["default"]
+    card = json.loads((BUNDLE_DIR / default / CARD).read_text())
+    single = f"robust/{card['model']}"
+    assert default == f"{single}_seeds" and single in bundled_names()
+    ensemble = load_predictor(BUNDLE_DIR / default / "model.safetensors")
+    seed0 = load_predictor(BUNDLE_DIR / single / "model.safetensors")
+    assert len(ensemble.net.members) == len(card["seeds"])
+    # Member 0 is the seed-0 network bundled alone: the same weights.
+    for a, b in zip(ensemble.net.members[0].state_dict().values(), seed0.net.state_dict().values(), strict=True):
+        assert (a == b).all()
 
 
 def test_a_changed_byte_in_a_bundled_file_is_refused(tmp_path):
@@ -112,8 +133,9 @@ def test_the_default_is_the_best_mean_unless_a_smaller_network_is_within_one_sta
         _robust_run(tmp_path, "big", seed, big, 50_000)
         _robust_run(tmp_path, "small", seed, small, 25_000)
         _robust_run(tmp_path, "tiny", seed, tiny, 10_000)
-    model, score, run_dir = best_robust(tmp_path)
-    assert (model, run_dir.name) == ("small", "seed0") and score == pytest.approx(0.895)
+    model, score, run_dirs = best_robust(tmp_path)
+    assert model == "small" and score == pytest.approx(0.895)
+    assert [d.name for d in run_dirs] == ["seed0", "seed1", "seed2"]  # all its seeds, for the ensemble
     # Without it, the clear winner wins whatever its size; held-out UCI never enters the choice.
     for seed in range(3):
         (tmp_path / "small" / f"seed{seed}" / "results.json").unlink()

@@ -7,11 +7,13 @@
   mean accuracy (over its seeds) on the selection sets ``SELECTION_SETS``: the study's photos
   and USPS in every framing; UCI digits stay held out. Within one standard error of the best
   mean, the network with the fewest parameters (``best_robust``). Its seed-0 run becomes
-  ``robust/<model>`` and the default (``index.json``).
+  ``robust/<model>``; all its seeds together (``SeedEnsemble``: the mean of their
+  probabilities) become ``robust/<model>_seeds``, the default (``index.json``).
 
-Each bundled model is exported afresh from the run's weights (``model.safetensors`` +
-``model.onnx``) and gets ``card.json``: recipe, command, data, seed, parameters, accuracy on
-every set the run was scored on, and the sha256 of both files.
+Each bundled model is exported afresh from the runs' weights (``model.safetensors`` +
+``model.onnx``) and gets ``card.json``: recipe, command, data, seed(s), parameters, accuracy on
+every set the run was scored on (an ensemble is scored afresh on the same sets), and the sha256
+of both files.
 """
 
 from __future__ import annotations
@@ -29,10 +31,12 @@ import numpy as np
 
 from mnist_gen.errors import UserError, run_main
 from mnist_gen.evaluation.aggregate import load_runs
+from mnist_gen.evaluation.score import evaluate_sets
 from mnist_gen.io import sha256_file, write_json
 from mnist_gen.models.bundled import BUNDLE_DIR, CARD
 from mnist_gen.models.export import export_all
-from mnist_gen.models.predictors import load_predictor
+from mnist_gen.models.networks import build_network
+from mnist_gen.models.predictors import NetworkPredictor, load_predictor
 
 STUDY_NETWORKS = ("mlp_64_16", "mlp_64_32", "cnn_32", "cnn_32_16", "cnn_32_16x3")
 #: Real handwriting the best model is chosen on (UCI digits are kept out: held out while tuning).
@@ -50,23 +54,27 @@ def command(results: dict) -> str:
     return f"python train.py {recipe}model={results['model']} seed={results['seed']}"
 
 
-def bundle_run(run_dir: Path, name: str) -> Path:
-    """Export one run into ``BUNDLE_DIR/name`` with its card."""
-    results = json.loads((run_dir / "results.json").read_text())
+def _network(run_dir: Path):
     weights = next((run_dir / n for n in ("model.safetensors", "model.ckpt") if (run_dir / n).is_file()), None)
     if weights is None:
         raise UserError(f"No network weights (model.safetensors or model.ckpt) in {run_dir}.")
-    predictor = load_predictor(weights)
+    return load_predictor(weights)
+
+
+def _export(net, hparams: dict, name: str, card: dict) -> Path:
+    """``net`` into ``BUNDLE_DIR/name`` (safetensors + ONNX) with ``card`` and the files' sha256."""
     out = BUNDLE_DIR / name
     if out.exists():
         shutil.rmtree(out)
-    hparams = {"name": results["model"], "arch": results["config"]["model"]["arch"],
-               "arch_kwargs": results["config"]["model"]["arch_kwargs"], "mean": predictor.mean, "std": predictor.std,
-               "recipe": results.get("recipe", "study"), "seed": results["seed"]}
-    files = export_all(predictor.net, hparams, out)
+    files = export_all(net, hparams, out)
     (out / "SHA256SUMS").unlink(missing_ok=True)  # the card carries the sums
-    card = {
-        "name": name,
+    write_json(out / CARD, {"name": name, **card, "bundled": date.today().isoformat(),
+                            "sha256": {f.name: sha256_file(f) for f in files}})
+    return out
+
+
+def _card(results: dict, **fields) -> dict:
+    return {
         "model": results["model"],
         "recipe": results.get("recipe", "study"),
         "seed": results["seed"],
@@ -79,15 +87,53 @@ def bundle_run(run_dir: Path, name: str) -> Path:
         "output": "probabilities: float32 (N, 10)",
         "accuracy": {k: v.get("accuracy") for k, v in sorted(results["eval_sets"].items())},
         "selection_score": selection_score(results["eval_sets"]),
-        "bundled": date.today().isoformat(),
-        "sha256": {f.name: sha256_file(f) for f in files},
+        **fields,
     }
-    write_json(out / CARD, card)
-    return out
 
 
-def best_robust(root: Path) -> tuple[str, float, Path]:
-    """(model, mean selection score over its seeds, its seed-0 run) of the best robust network.
+def bundle_run(run_dir: Path, name: str) -> Path:
+    """Export one run into ``BUNDLE_DIR/name`` with its card."""
+    results = json.loads((run_dir / "results.json").read_text())
+    predictor = _network(run_dir)
+    hparams = {"name": results["model"], "arch": results["config"]["model"]["arch"],
+               "arch_kwargs": results["config"]["model"]["arch_kwargs"], "mean": predictor.mean, "std": predictor.std,
+               "recipe": results.get("recipe", "study"), "seed": results["seed"]}
+    return _export(predictor.net, hparams, name, _card(results))
+
+
+def bundle_ensemble(run_dirs: list[Path], name: str) -> Path:
+    """The seeds of one network (``run_dirs``, seed 0 first) as one ``SeedEnsemble`` in ``BUNDLE_DIR/name``.
+
+    Its card's accuracies are measured afresh, on every set the seed-0 run was scored on (the
+    cached sets: minutes, not hours).
+    """
+    results = [json.loads((d / "results.json").read_text()) for d in run_dirs]
+    members = [_network(d) for d in run_dirs]
+    norm = {(m.mean, m.std) for m in members}
+    if len(norm) != 1 or len({r["model"] for r in results}) != 1:
+        raise UserError(f"The runs {', '.join(map(str, run_dirs))} are not seeds of one network with one "
+                        "normalisation; an ensemble needs them to be.")
+    first, (mean, std) = results[0], norm.pop()
+    arch_kwargs = {"members": len(members), "member_arch": first["config"]["model"]["arch"],
+                   "member_kwargs": first["config"]["model"]["arch_kwargs"]}
+    net = build_network("ensemble", **arch_kwargs)
+    for slot, member in zip(net.members, members, strict=True):
+        slot.load_state_dict(member.net.state_dict())
+    seeds = [r["seed"] for r in results]
+    hparams = {"name": f"{first['model']}_seeds", "arch": "ensemble", "arch_kwargs": arch_kwargs, "mean": mean,
+               "std": std, "recipe": first.get("recipe", "study"), "seeds": seeds}
+    scores = evaluate_sets(NetworkPredictor(net, mean, std, hparams["name"]), sorted(first["eval_sets"]))
+    summaries = {k: s.summary for k, s in scores.items()}
+    card = _card(first, seeds=seeds, params=sum(r.get("num_params") or 0 for r in results),
+                 command=" && ".join(command(r) for r in results) + " && python -m mnist_gen.cli.bundle --robust <runs>",
+                 accuracy={k: v.get("accuracy") for k, v in sorted(summaries.items())},
+                 selection_score=selection_score(summaries))
+    del card["seed"]  # "seeds" says which
+    return _export(net, hparams, name, card)
+
+
+def best_robust(root: Path) -> tuple[str, float, list[Path]]:
+    """(model, mean selection score over its seeds, its runs with seed 0 first) of the best robust network.
 
     The one-standard-error rule (Hastie, Tibshirani & Friedman, ESL §7.10): the best mean sets
     the bar, and of the networks whose mean comes within one standard error (over seeds) of it,
@@ -102,18 +148,18 @@ def best_robust(root: Path) -> tuple[str, float, Path]:
             by_model.setdefault(r["model"], []).append(r)
     scored = []
     for model, runs in by_model.items():
+        runs = sorted(runs, key=lambda r: r["seed"])
         scores = [s for r in runs if (s := selection_score(r["eval_sets"])) is not None]
-        seed0 = [r for r in runs if r["seed"] == 0]
-        if scores and seed0:
+        if scores and runs[0]["seed"] == 0:
             se = float(np.std(scores, ddof=1) / np.sqrt(len(scores))) if len(scores) > 1 else 0.0
-            scored.append(_Candidate(float(np.mean(scores)), se, seed0[0].get("num_params") or 0, model,
-                                     Path(seed0[0]["_dir"])))
+            scored.append(_Candidate(float(np.mean(scores)), se, runs[0].get("num_params") or 0, model,
+                                     [Path(r["_dir"]) for r in runs]))
     if not scored:
         raise UserError(f"No robust-recipe network runs with seed 0 and real-handwriting scores under {root}.")
     top = max(scored, key=lambda c: c.mean)
     within = [c for c in scored if c.mean >= top.mean - top.se]
     best = min(within, key=lambda c: (c.params, -c.mean))
-    return best.model, best.mean, best.run_dir
+    return best.model, best.mean, best.run_dirs
 
 
 class _Candidate(NamedTuple):
@@ -121,7 +167,7 @@ class _Candidate(NamedTuple):
     se: float  # its standard error over seeds (0 for one seed)
     params: int
     model: str
-    run_dir: Path  # the seed-0 run
+    run_dirs: list[Path]  # its runs, seed 0 first
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,11 +191,17 @@ def run(argv=None) -> int:
             print(f"bundled {bundle_run(run_dir, f'study/{model}')}")
             models.add(f"study/{model}")
     if args.robust:
-        model, score, run_dir = best_robust(Path(args.robust))
-        out = bundle_run(run_dir, f"robust/{model}")
+        model, score, run_dirs = best_robust(Path(args.robust))
+        out = bundle_run(run_dirs[0], f"robust/{model}")
         print(f"bundled {out} (best for real handwriting: {100 * score:.2f} % mean on {', '.join(SELECTION_SETS)})")
         models.add(f"robust/{model}")
-        index["default"] = f"robust/{model}"
+        if len(run_dirs) > 1:  # the default: every seed of the best network, answering together
+            out = bundle_ensemble(run_dirs, f"robust/{model}_seeds")
+            print(f"bundled {out} (its {len(run_dirs)} seeds as one ensemble; the default)")
+            models.add(f"robust/{model}_seeds")
+            index["default"] = f"robust/{model}_seeds"
+        else:
+            index["default"] = f"robust/{model}"
     index["models"] = sorted(models)
     write_json(BUNDLE_DIR / "index.json", index)
     return 0
