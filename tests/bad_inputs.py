@@ -137,6 +137,16 @@ def _bad_models(models: Path, good_run: Path, marker: Path) -> dict[str, Path]:
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no __iter__
     put("nan_safetensors", "model.safetensors", data=st_save(_nan_state(tensors), metadata=meta))
 
+    # The good weights under metadata declaring a far larger network (10 GB of float32) or a
+    # billion-member ensemble: refused from the metadata, before anything is allocated.
+    for name, arch, kwargs in (("huge_declared", "mlp", {"hidden": [50_000, 50_000]}),
+                               ("huge_ensemble", "ensemble", {"members": 10**9, "member_arch": "mlp",
+                                                              "member_kwargs": {"hidden": [64, 16]}})):
+        hp = {**json.loads(meta["hyper_parameters"]), "arch": arch, "arch_kwargs": kwargs}
+        put(name, "model.safetensors", data=st_save(tensors, metadata={**meta, "arch": arch,
+                                                                        "arch_kwargs": json.dumps(kwargs),
+                                                                        "hyper_parameters": json.dumps(hp)}))
+
     # One flipped bit in model.safetensors, beside the SHA256SUMS that recorded the original.
     flipped = bytearray((good_run / "model.safetensors").read_bytes())
     flipped[len(flipped) // 2] ^= 0x01

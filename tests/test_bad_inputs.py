@@ -35,6 +35,8 @@ EXPECTED = {
     "bit_flipped": "does not match its recorded sha256",
     "zip_bomb": "would expand to 1.5 GB",
     "knn_huge_k": "n_neighbors=1000000000",
+    "huge_declared": "not those of the mlp network its metadata declares",
+    "huge_ensemble": "an ensemble has 1 to 64 members",
 }
 
 

@@ -2,7 +2,7 @@
 
 * ``model.safetensors``: the network's tensors plus plain metadata (format, architecture,
   normalisation, hyperparameters as JSON). Loading it executes nothing: safe for files from
-  anyone. ``load_safetensors`` rebuilds the network with ``build_network``.
+  anyone. ``load_safetensors`` rebuilds the network with ``build_for_weights``.
 * ``model.onnx``: ``RawPixels`` traced by PyTorch's ``torch.export``-based ONNX exporter:
   input ``pixels`` float32 ``(N, 1, 28, 28)`` with raw 0..255 values (bright ink on black,
   as MNIST), output ``probabilities`` float32 ``(N, 10)``. Runs in onnxruntime without
@@ -49,7 +49,7 @@ def load_safetensors(data: bytes, where: str):
     from safetensors import SafetensorError
     from safetensors.torch import load
 
-    from mnist_gen.models.networks import build_network
+    from mnist_gen.models.networks import build_for_weights
 
     try:
         header_len = int.from_bytes(data[:8], "little")
@@ -61,8 +61,7 @@ def load_safetensors(data: bytes, where: str):
         hp = json.loads(meta["hyper_parameters"])
         if not isinstance(hp, dict) or not isinstance(hp.get("arch_kwargs"), dict):
             raise ValueError("hyper_parameters are not a mapping with arch_kwargs")
-        net = build_network(str(hp["arch"]), **hp["arch_kwargs"])
-        net.load_state_dict(load(data), strict=True)
+        net = build_for_weights(str(hp["arch"]), hp["arch_kwargs"], load(data))
         mean, std = float(hp["mean"]), float(hp["std"])
         if not (0 <= mean <= 1 and 0 < std < 10):
             raise ValueError(f"normalisation mean={mean}, std={std} is not a pixel statistic")

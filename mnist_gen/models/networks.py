@@ -71,6 +71,10 @@ def cnn(conv: Sequence[int], kernel_size: int = 3, pool: int = 2) -> nn.Sequenti
     return nn.Sequential(*layers)
 
 
+#: More seeds than any run writes: a model file asking for more is refused before anything is built.
+MAX_MEMBERS = 64
+
+
 class SeedEnsemble(nn.Module):
     """Copies of one network trained with different seeds, answering as one: the mean of their
     probabilities (a deep ensemble, Lakshminarayanan et al. 2017). Seeds err on different
@@ -85,9 +89,9 @@ class SeedEnsemble(nn.Module):
 
     def __init__(self, members: int, member_arch: str, member_kwargs: dict):
         super().__init__()
-        if member_arch not in BUILDERS or int(members) < 1:
-            raise ValueError(f"an ensemble needs at least one member of a plain architecture, got "
-                             f"{members} × '{member_arch}'")
+        if member_arch not in BUILDERS or not 1 <= int(members) <= MAX_MEMBERS:
+            raise ValueError(f"an ensemble has 1 to {MAX_MEMBERS} members of a trained architecture "
+                             f"({', '.join(BUILDERS)}), not {members} × '{member_arch}'")
         self.members = nn.ModuleList(BUILDERS[member_arch](**member_kwargs) for _ in range(int(members)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -106,6 +110,23 @@ def build_network(arch: str, **kwargs) -> nn.Module:
         raise ValueError(f"unknown architecture '{arch}'; known: {', '.join(LOADABLE)}")
     net = LOADABLE[arch](**kwargs)
     keras_init_(net)
+    return net
+
+
+def build_for_weights(arch: str, kwargs: dict, state: dict[str, torch.Tensor]) -> nn.Module:
+    """``build_network(arch, **kwargs)`` holding ``state``, built only once its tensors are known to
+    have exactly ``state``'s names and shapes (checked on the meta device, which allocates nothing):
+    a model file's few bytes of metadata cannot make a loader allocate a network far larger than
+    the file (``hidden: [50000, 50000]`` is 10 GB)."""
+    with torch.device("meta"):
+        declared = {k: tuple(v.shape) for k, v in build_network(arch, **kwargs).state_dict().items()}
+    given = {k: tuple(v.shape) for k, v in state.items()}
+    if declared != given:
+        key = next((k for k in declared if declared[k] != given.get(k)), None) or next(k for k in given if k not in declared)
+        raise ValueError(f"its tensors are not those of the {arch} network its metadata declares "
+                         f"('{key}': {given.get(key, 'absent')} in the file, {declared.get(key, 'absent')} declared)")
+    net = build_network(arch, **kwargs)
+    net.load_state_dict(state, strict=True)
     return net
 
 

@@ -256,7 +256,7 @@ def _onnx(path: Path, data: bytes, device):
 def _checkpoint(path: Path, data: bytes, device):
     import torch
 
-    from mnist_gen.models.networks import build_network
+    from mnist_gen.models.networks import build_for_weights
 
     try:
         with warnings.catch_warnings():
@@ -273,9 +273,8 @@ def _checkpoint(path: Path, data: bytes, device):
     hp = ckpt["hyper_parameters"]
     if not isinstance(hp.get("arch_kwargs"), dict):
         raise UserError(f"Cannot load {path}: its hyper_parameters carry no arch_kwargs mapping.")
-    net = build_network(str(hp.get("arch")), **hp["arch_kwargs"])
     state = {k.removeprefix("net."): v for k, v in ckpt["state_dict"].items() if str(k).startswith("net.")}
-    net.load_state_dict(state, strict=True)
+    net = build_for_weights(str(hp.get("arch")), hp["arch_kwargs"], state)
     mean, std = _check_network(net, hp.get("mean"), hp.get("std"), path)
     name = hp.get("name") if isinstance(hp.get("name"), str) and hp.get("name") else _run_name(path, path.stem)
     return NetworkPredictor(net, mean, std, name, device)
