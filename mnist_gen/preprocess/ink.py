@@ -132,11 +132,15 @@ def _touches_frame(c: dict, shape: tuple[int, int]) -> bool:
 
 
 def _edge_like(c: dict, shape: tuple[int, int]) -> bool:
-    """Hugs a border over a third of its length: a page edge, a table, a shadow — or a stroke of a tightly cropped digit."""
+    """Hugs a border: runs along it over a third of its length and reaches into the image less
+    than half as far (each as a share of the image's side). A page edge, a table, a shadow lie
+    along the border; a digit's body touching the frame of a tight crop reaches across the
+    image, and must not lose to a detached piece of itself (a 4's broken-off arm)."""
     (ys, xs), (h, w) = c["slc"], shape
+    span_x, span_y = (xs.stop - xs.start) / w, (ys.stop - ys.start) / h
     touches_tb = ys.start == 0 or ys.stop == h
     touches_lr = xs.start == 0 or xs.stop == w
-    return (touches_tb and (xs.stop - xs.start) > w / 3) or (touches_lr and (ys.stop - ys.start) > h / 3)
+    return (touches_tb and span_x > 1 / 3 and span_y < span_x / 2) or (touches_lr and span_y > 1 / 3 and span_x < span_y / 2)
 
 
 def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
