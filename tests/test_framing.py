@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mnist_gen.evalsets import describe_sets, expand_set_names, load_eval_set
-from mnist_gen.evalsets.framing import VARIANTS, render
+from mnist_gen.evalsets.framing import SOURCES, VARIANTS, render
 from mnist_gen.evalsets.scans import default_usps_path, read_usps
 from mnist_gen.preprocess import normalize_digit, to_mnist
 
@@ -40,13 +40,31 @@ def test_each_framing_renders_what_it_names():
         img = out[name].astype(float)
         assert abs(np.median(img) - paper) < 6 and 15 < paper - np.percentile(img, 1) < 50
     assert render(g, box, "jpeg", rng)[1] == "JPEG"
+    # The later checks: several changes at once.
+    assert max(out["dark_jpeg32"].shape) == 32 and render(g, box, "dark_jpeg32", rng)[1] == "JPEG"
+    paper = out["uneven_tight0"][out["tight0"] > 200]  # where the crop was bare paper
+    assert out["uneven_tight0"].shape == (h, w) and np.ptp(paper) > 60  # lit from one side, 120 → 210
+    broken = out["broken1"] < 128
+    from scipy import ndimage as ndi
+
+    assert ndi.label(broken, structure=np.ones((3, 3)))[1] >= 2  # cut in two
+    assert not broken[0].any() and broken[1].any()  # cropped to its ink with a 1 px margin
+
+
+def test_the_later_checks_stay_out_of_the_framing_table():
+    from mnist_gen.evalsets.framing import CHECKS, FRAMING_SETS
+
+    names = {r["name"] for r in describe_sets()}
+    checks = {f"check_{s}_{v}{inv}" for s, vs in CHECKS.items() for v in vs for inv in ("", "_inv")}
+    assert checks <= names and not checks & FRAMING_SETS
+    assert not any(n.startswith("photos_") for n in checks)  # nor matched by photos_*: not in the model choice
 
 
 def test_every_framing_set_is_registered_in_both_polarities():
     names = {r["name"] for r in describe_sets()}
     for source in ("usps", "uci", "mnist"):
         assert {f"{source}_native", f"{source}_native_inv", f"{source}_tight0", f"{source}_tight0_inv"} <= names
-    assert {f"photos_{v}" for v in VARIANTS[1:]} | {f"photos_{v}_inv" for v in VARIANTS} <= names
+    assert {f"photos_{v}" for v in SOURCES["photos"][0]} | {f"photos_{v}_inv" for v in SOURCES["photos"][0]} <= names
     assert expand_set_names(["usps_tight*"]) == ["usps_tight0", "usps_tight0_inv"]
 
 

@@ -14,7 +14,15 @@ user's file. Each variant changes one thing about how the digit is framed or sto
 ``dark_lowc``       the same on dark paper (level 60)
 ``jpeg``            the digit (20 % margin) as a JPEG at quality 10–30
 ``stretch_bin16``   cropped, stretched to fill 16×16 and thresholded to black and white
+``dark_jpeg32``     several at once: dark paper at low contrast, scaled to 32 px, JPEG 10–30
+``uneven_tight0``   cropped to the ink on paper lit from one side (120 → 210), ink 20–35 % darker
+``broken1``         a 2-px gap cut across the digit, cropped to its ink with a 1 px margin
 ==================  ==========================================================================
+
+The last three are checks added later, several changes at once (on the photos they found
+broken digits in tight crops losing their body to a detached piece; the broken MNIST digits
+were only scored): ``check_<source>_<variant>`` (``CHECKS``), kept out of the framing table
+and of the choice of the default model.
 
 Every variant also exists inverted (``_inv``: light ink on dark). Set names are
 ``<source>_<variant>[_inv]`` (``photos_tight0``, ``usps_native_inv``, ...); ``eval_sets``
@@ -41,13 +49,14 @@ log = logging.getLogger(__name__)
 
 FRAMING_VERSION = 1
 VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
-            "stretch_bin16")
+            "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1")  # append only: the index seeds the files
 SOURCES = {  # source -> (variants rendered for it, what it is)
-    "photos": (VARIANTS[1:], "the study's 29 photos"),
+    "photos": (VARIANTS[1:11], "the study's 29 photos"),
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
     "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
     "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
 }
+CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0"), "mnist": ("broken1",)}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
 MNIST_CONTROL = 2000
 
@@ -127,6 +136,36 @@ def _with_margin(g: np.ndarray, box, area_frac: float, rng) -> np.ndarray:
     return _resize(out, 2000) if side > 2000 else out
 
 
+def _unevenly_lit(g: np.ndarray, rng) -> np.ndarray:
+    """Re-inked on paper whose level runs from 120 to 210 across the image in a random direction.
+    Light multiplies: the ink reflects a fixed share (65–80 %) of what its paper would."""
+    paper, ink = _levels(g)
+    t = np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+    h, w = g.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = np.cos(angle) * xx / w + np.sin(angle) * yy / h
+    level = 120 + 90 * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    return np.clip(np.round(level * (1 - t * rng.uniform(0.2, 0.35)) + rng.normal(0, 3.0, g.shape)), 0,
+                   255).astype(np.uint8)
+
+
+def _broken(g: np.ndarray, box, rng) -> np.ndarray:
+    """A 2-px band of paper across the digit (rows or columns, 25–75 % into its box), then the
+    crop to what ink is left with a 1 px margin."""
+    y0, x0, y1, x1 = box
+    out = g.copy()
+    paper, _ = _levels(g)
+    if rng.random() < 0.5:
+        cut = int(y0 + rng.uniform(0.25, 0.75) * (y1 - y0))
+        out[cut : cut + 2] = paper
+    else:
+        cut = int(x0 + rng.uniform(0.25, 0.75) * (x1 - x0))
+        out[:, cut : cut + 2] = paper
+    ys, xs = np.nonzero(out < paper - 0.1 * (paper - g.min()))
+    return _crop(out, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), 1) if len(ys) else out
+
+
 def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG')."""
     height = box[2] - box[0]
@@ -150,6 +189,12 @@ def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
         return _recolour(_crop(g, box, margin), 60, rng.uniform(20, 40), rng), "PNG"
     if variant == "jpeg":
         return _crop(g, box, margin), "JPEG"
+    if variant == "dark_jpeg32":
+        return _resize(_recolour(_crop(g, box, max(1, height // 10)), 60, rng.uniform(20, 40), rng), 32), "JPEG"
+    if variant == "uneven_tight0":
+        return _unevenly_lit(_crop(g, box, 0), rng), "PNG"
+    if variant == "broken1":
+        return _broken(g, box, rng), "PNG"
     raise ValueError(f"unknown framing variant {variant!r}")
 
 
@@ -196,8 +241,8 @@ def _needs(source: str):
     return None
 
 
-def _loader(source: str, variant: str, inverted: bool):
-    name = f"{source}_{variant}" + ("_inv" if inverted else "")
+def _loader(source: str, variant: str, inverted: bool, prefix: str = ""):
+    name = f"{prefix}{source}_{variant}" + ("_inv" if inverted else "")
 
     def load(preprocess=None, data_dir=None, **_) -> EvalSet:
         try:
@@ -220,6 +265,12 @@ for _source, (_variants, _what) in SOURCES.items():
             _name, _load = _loader(_source, _variant, _inverted)
             register(_name, f"{_what} as files: {_variant}{', inverted' if _inverted else ''}", SIZES[_source],
                      _needs(_source))(_load)
+for _source, _variants in CHECKS.items():
+    for _variant in _variants:
+        for _inverted in (False, True):
+            _name, _load = _loader(_source, _variant, _inverted, prefix="check_")
+            register(_name, f"{SOURCES[_source][1]} as files: {_variant}{', inverted' if _inverted else ''} "
+                     "(a later check, not in the framing table)", SIZES[_source], _needs(_source))(_load)
 # The photos' own native framing is ``seed_photos``; only its negative is a new set.
 _name, _load = _loader("photos", "native", True)
 register(_name, "the study's 29 photos as files: native, inverted", 29, seed_photo_dir)(_load)
