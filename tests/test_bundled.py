@@ -117,6 +117,16 @@ def test_evaluate_scores_a_bundled_model_by_name(tmp_path):
     assert result["eval_sets"]["seed_formatted"]["n"] == 20
 
 
+@needs_photos
+def test_two_models_of_one_name_are_scored_into_two_folders(tmp_path):
+    proc = run_cli("evaluate.py", "model_path=[study/cnn_32_16x3,robust/cnn_32_16x3]", "eval_sets=[seed_formatted]",
+                   f"out_dir={tmp_path}", f"hydra.run.dir={tmp_path / 'hydra'}")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    written = {json.loads((tmp_path / d / "evaluation.json").read_text())["model_path"]
+               for d in ("cnn_32_16x3", "cnn_32_16x3-2")}
+    assert len(written) == 2  # one each: neither overwrote the other
+
+
 def _robust_run(root, model, seed, photos, params):
     run = root / model / f"seed{seed}"
     run.mkdir(parents=True)

@@ -33,7 +33,8 @@ def run(cfg: DictConfig) -> dict:
     out = {}
     if cfg.model_path is not None:
         paths = list(cfg.model_path) if isinstance(cfg.model_path, ListConfig) else [cfg.model_path]
-        out["models"] = [score_model(model_location(str(p)), cfg) for p in paths]
+        taken: set[str] = set()
+        out["models"] = [score_model(model_location(str(p)), cfg, taken) for p in paths]
     if cfg.runs is not None:
         out["table"] = aggregate_runs(Path(cfg.runs), cfg)
     return out
@@ -46,10 +47,17 @@ def model_location(spec: str) -> Path:
     return path if path.exists() else (resolve(spec, "model.onnx") or path)
 
 
-def score_model(path: Path, cfg: DictConfig) -> dict:
+def score_model(path: Path, cfg: DictConfig, taken: set[str] | None = None) -> dict:
     predictor = load_predictor(path)
-    # The name comes from the model file: it may only name one folder inside the output dir.
-    out_dir = safe_child(cfg.out_dir or cfg.paths.output_dir, predictor.name, "model name")
+    # The name comes from the model file: it may only name one folder inside the output dir, and
+    # two models of one name (study/cnn_32 and robust/cnn_32) each get their own.
+    taken = set() if taken is None else taken
+    folder, k = predictor.name, 1
+    while folder in taken:
+        k += 1
+        folder = f"{predictor.name}-{k}"
+    taken.add(folder)
+    out_dir = safe_child(cfg.out_dir or cfg.paths.output_dir, folder, "model name")
     scores = evaluate_sets(predictor, list(cfg.eval_sets), set_options=set_options(cfg))
     write_set_reports(predictor.name, scores, out_dir, galleries=cfg.galleries)
     summaries = {name: s.summary for name, s in scores.items()}
