@@ -75,23 +75,6 @@ def test_no_photo_is_lost_in_any_framing(tmp_path, variant):
     assert len(s) == 29 and not s.skipped, s.skipped
 
 
-@pytest.mark.parametrize("inverted", [False, True])
-def test_photos_cropped_tight_under_light_from_one_side_keep_their_polarity(tmp_path, inverted):
-    """The photos cropped to the ink on paper lit 120 → 210 from one side: the ink is read on its
-    own side in every one. (Split at one global level, the dark half of the paper joined the ink's
-    class and a marker 9 was read as light ink: its hollow outline.)"""
-    from mnist_gen.evalsets.framing import build_variant
-    from mnist_gen.preprocess import PreprocessConfig
-    from mnist_gen.preprocess.paper import find_paper
-
-    cfg = PreprocessConfig()
-    folder = build_variant("photos", "uneven_tight0", inverted, data_dir=tmp_path)
-    files = sorted(folder.glob("*/*.png"))
-    assert len(files) == 29
-    wrong = [f.name for f in files if find_paper(np.asarray(Image.open(f).convert("L")) / 255.0, cfg).dark_ink == inverted]
-    assert not wrong, wrong
-
-
 def test_a_scan_reads_the_same_as_a_file_and_as_an_array():
     """USPS digits: the stored array through to_mnist, the same digit written as a PNG in either
     polarity, and the old direct box-and-centre path give nearly the same 28×28."""

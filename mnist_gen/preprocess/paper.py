@@ -127,17 +127,7 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     module's one assumption: the class owning less of the frame is the ink. (A tie used to go
     to dark ink: 1,500 MNIST test digits thickened, cropped tight and reduced to 16 px then read
     98.2 % dark on light but 93.5 % inverted; with the frame deciding, 98.3 % and 98.2 %.)
-
-    The classes are split with the light from one side taken out first (a plane fitted to the
-    better half of the image, on images large enough to show lighting): under a strong gradient
-    one global level put the dark half of the paper in the ink's class (a marker 9 cropped
-    tight, ``check_photos_uneven_tight0``, read as its hollow outline).
     """
-    h, w = c.shape
-    if max(h, w) >= cfg.min_plane_side:
-        basis = _plane_basis(h, w)
-        coef, _ = _lts_plane(basis, c.reshape(-1).astype(np.float64))
-        c = (c - (basis @ np.array([0.0, coef[1], coef[2]])).reshape(h, w)).astype(np.float32)
     dark = c < _otsu(c)
 
     def pieces(m: np.ndarray) -> int:
