@@ -116,10 +116,15 @@ def _levels(g: np.ndarray) -> tuple[float, float]:
     return float(np.percentile(g, 90)), float(np.percentile(g, 1))
 
 
+def _ink_share(g: np.ndarray) -> np.ndarray:
+    """Each pixel's share of ink: 0 on the paper, 1 at the darkest ink."""
+    paper, ink = _levels(g)
+    return np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+
+
 def _recolour(g: np.ndarray, paper_new: float, diff: float, rng) -> np.ndarray:
     """Ink share t (0 paper .. 1 darkest ink) re-rendered as ``paper_new - t * diff`` plus sensor noise."""
-    paper, ink = _levels(g)
-    t = np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+    t = _ink_share(g)
     return np.clip(np.round(paper_new - t * diff + rng.normal(0, 2.0, g.shape)), 0, 255).astype(np.uint8)
 
 
@@ -139,8 +144,7 @@ def _with_margin(g: np.ndarray, box, area_frac: float, rng) -> np.ndarray:
 def _unevenly_lit(g: np.ndarray, rng) -> np.ndarray:
     """Re-inked on paper whose level runs from 120 to 210 across the image in a random direction.
     Light multiplies: the ink reflects a fixed share (65–80 %) of what its paper would."""
-    paper, ink = _levels(g)
-    t = np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+    t = _ink_share(g)
     h, w = g.shape
     angle = rng.uniform(0, 2 * np.pi)
     yy, xx = np.mgrid[0:h, 0:w]
