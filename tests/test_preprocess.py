@@ -352,6 +352,44 @@ def test_ruled_line_is_removed_but_digit_kept():
     assert _corr(res.digit, to_mnist(_page(size=(400, 400))).digit) > 0.9
 
 
+def _on_squared_paper(im: Image.Image, step: int, rule: int, width: int = 2) -> np.ndarray:
+    """The page's pen marks over squared paper: rules ``width`` px wide every ``step`` px at ``rule``."""
+    page = np.asarray(im, np.float32)
+    grid = np.zeros(page.shape, bool)
+    grid[7::step, :] = grid[:, 11::step] = True
+    grid = ndi.binary_dilation(grid, iterations=width // 2) if width > 1 else grid
+    return np.minimum(page, np.where(grid, rule, 255)).astype(np.uint8)
+
+
+@pytest.mark.parametrize("margin", [0, 20, 60])
+def test_a_crop_of_squared_paper_is_read_without_its_rules(margin):
+    # Rules a quarter as dark as the pen, crossing a crop no longer than the digit: they touch
+    # the digit and joined it (a tangle of loops, "no digit found") until rules that cross the
+    # image and are faint beside the pen were erased, and columns stopped counting as the
+    # digit's width when the rows are judged.
+    page = np.asarray(_page(size=(300, 400)))
+    box = (100 - 7 - margin, 120 - 7 - margin, 200 + 7 + margin, 300 + 7 + margin)  # x0, y0, x1, y1
+    plain = Image.fromarray(page).crop(box)
+    squared = _on_squared_paper(plain, step=70, rule=235 - 55)
+    res = to_mnist(squared)
+    _check_digit(res, to_mnist(plain).digit, min_corr=0.9)
+
+
+def test_a_faint_bar_as_wide_as_the_pen_is_not_a_rule_in_a_tight_crop():
+    # The 7 of the faint-stroke test cropped to its ink: its light bar crosses the crop from
+    # border to border like a rule, but it is as wide as the pen, so it stays.
+    im = Image.new("L", (300, 400), 235)
+    draw = ImageDraw.Draw(im)
+    draw.line(SEVEN[:2], fill=235 - 70, width=14)
+    draw.line(SEVEN[1:], fill=20, width=14)
+    tight = im.crop((100 - 7, 120 - 7, 200 + 7, 300 + 7))
+    res = to_mnist(tight)
+    assert res.ok, res.reason
+    cols = np.nonzero((res.digit > 20).any(axis=0))[0]
+    rows = np.nonzero((res.digit > 20).any(axis=1))[0]
+    assert cols[-1] - cols[0] + 1 >= 0.4 * (rows[-1] - rows[0] + 1)  # a 7, not a bare stem
+
+
 # ------------------------------------------------------------------ nothing to find
 
 

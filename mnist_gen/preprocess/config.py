@@ -42,7 +42,8 @@ class PreprocessConfig:
     min_contrast: float = 0.03  # and at least this much darker (relative), whatever the grain
     threshold_frac: float = 0.4  # a mark is ink only where part of it reaches this × the strongest ink (hysteresis)
     line_frac: float = 0.5  # straight runs longer than this × image side may be ruled lines ...
-    line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink
+    line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink,
+    line_faint: float = 0.5  # or when they cross the image and are at most this × as dark as its strokes
     line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on
     speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side

@@ -6,6 +6,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import NoDigit, PreprocessConfig
+from mnist_gen.preprocess.normalize import stroke_width
 
 
 def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
@@ -20,7 +21,7 @@ def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tupl
     and erased as a line. MNIST's strokes have anti-aliased grey borders; the soft map keeps them.
     """
     strong = float(np.percentile(ink, 99.9)) if ink.size else 0.0
-    low = max(cfg.snr * grain, cfg.min_contrast)
+    low = _floor(grain, cfg)
     high = max(low, cfg.threshold_frac * strong)
     if strong < cfg.min_peak_snr * grain or strong <= high:
         return np.zeros(ink.shape, bool), np.zeros_like(ink)
@@ -35,6 +36,11 @@ def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig) -> tupl
     return mask, np.clip((ink - lo) / (hi - lo), 0, 1).astype(np.float32)
 
 
+def _floor(grain: float, cfg: PreprocessConfig) -> float:
+    """The faintest ink that stands out from the paper: ``snr`` × its grain, and ``min_contrast``."""
+    return max(cfg.snr * grain, cfg.min_contrast)
+
+
 def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray:
     t = np.linspace(-(length - 1) / 2, (length - 1) / 2, length)
     off = np.round(t * np.tan(np.deg2rad(angle_deg))).astype(int)
@@ -45,15 +51,23 @@ def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray
     return fp.T if vertical else fp
 
 
-def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Mask of ruled/squared-paper lines and straight page edges to erase.
 
     Candidates: straight runs of ink longer than ``line_frac`` of the image (an opening with a
-    long thin line, on a max-pooled copy about 80 px wide, at a few angles), thin across. A candidate is
-    erased only when it is much longer than the digit left without it
-    (``line_over_digit`` × the rest of the ink's extent): a rule crosses the whole page, a
-    7's bar or a 1's stem in a tight crop is as long as the digit and stays. Where a pen
-    stroke crosses a rule its run across the rule is long, so the digit is not cut in two.
+    long thin line, on a max-pooled copy about 80 px wide, at a few angles) in all the ink above
+    the grain, thin across: narrower than 1.5 % of the image or, where more, 0.7 × the pen's
+    width (in a tight crop a rule is wide beside the image but still thinner than the pen). The
+    digit is what is left without the candidates of *both* directions (on squared paper the
+    columns must not count as the digit's width when the rows are judged). A candidate is
+    erased when either
+    * it is much longer than that digit (``line_over_digit`` × its extent): a rule crosses the
+      whole page, a 7's bar or a 1's stem in a tight crop is as long as the digit and stays; or
+    * it crosses the image from border to border and is faint beside the digit's strokes (at
+      most ``line_faint`` × their median ink): in a crop of squared paper the rules are no
+      longer than the digit, but they are printed lighter than the pen; they reached the mask
+      only by touching the digit (hysteresis) and would make it a tangle of loops.
+    Where a pen stroke crosses a rule its run across the rule is long, so the digit is not cut in two.
     """
     h, w = ink.shape
     none = np.zeros(ink.shape, bool)
@@ -61,9 +75,12 @@ def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.n
         return none
     f = max(1, max(h, w) // 80)  # lines survive max-pooling; about 80 px is enough to see them
     ph, pw = -h % f, -w % f
-    small = np.pad(mask, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).any(axis=(1, 3))
-    across = max(5, int(round(0.015 * max(h, w))))
-    lines = none.copy()
+    # Lines are looked for in all the ink above the paper's grain, not only in what touches
+    # clear ink: a faint rule is then seen whole, not as the stubs the digit's strokes hold on to.
+    weak = ink > _floor(grain, cfg)
+    small = np.pad(weak, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).any(axis=(1, 3))
+    found = []  # (axis along the run, coarse straight runs, thin candidate pixels)
+    across = None  # "thin" means narrower than this (px)
     for vertical in (False, True):
         length = int(cfg.line_frac * (small.shape[0] if vertical else small.shape[1]))
         if length < 8 or _extent(small, 0 if vertical else 1) < length:
@@ -74,21 +91,33 @@ def find_lines(ink: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> np.n
         if not coarse.any():
             continue
         coarse = np.repeat(np.repeat(ndi.binary_dilation(coarse), f, 0), f, 1)[:h, :w]
+        if across is None:  # only images with long straight runs pay for the pen's width
+            across = max(5, int(round(0.015 * max(h, w))), int(round(0.7 * stroke_width(soft))))
         thin = ink - ndi.grey_opening(ink, size=(1, across) if vertical else (across, 1))
-        cand = coarse & mask & (thin > 0.6 * ink)
-        if not cand.any():
-            continue
-        rest = mask & ~ndi.binary_dilation(cand, iterations=2)
-        rest = _drop_specks(rest, cfg)
-        axis = 0 if vertical else 1
-        extent = _extent(rest, axis)
+        cand = coarse & weak & (thin > 0.6 * ink)
+        if cand.any():
+            found.append((0 if vertical else 1, coarse, cand))
+    if not found:
+        return none
+    rest = mask & ~ndi.binary_dilation(np.logical_or.reduce([c for _, _, c in found]), iterations=2)
+    rest = _drop_specks(rest, cfg)
+    stroke = float(np.median(ink[rest])) if rest.any() else 0.0
+    lines = none.copy()
+    for axis, coarse, cand in found:
+        extent, side = _extent(rest, axis), ink.shape[axis]
+        edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
         # A line's run is measured on the whole straight run (``coarse``), across the strokes
         # that cut its thin part in pieces: a rule crossing a 1 is one rule, not two stubs.
         lab, n = ndi.label(coarse, structure=np.ones((3, 3)))
         for i, sl in enumerate(ndi.find_objects(lab), start=1):
             run = sl[axis].stop - sl[axis].start
-            if run >= cfg.line_over_digit * max(extent, 1):
-                lines |= cand & (lab == i)
+            mine = cand & (lab == i)
+            if not mine.any():
+                continue
+            crosses = sl[axis].start <= edge and sl[axis].stop >= side - edge
+            faint = float(np.median(ink[mine])) <= cfg.line_faint * stroke
+            if run >= cfg.line_over_digit * max(extent, 1) or (crosses and faint):
+                lines |= mine
     if lines.any():
         lines = ndi.binary_dilation(lines) & (ink > 0)
     return lines

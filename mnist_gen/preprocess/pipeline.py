@@ -97,7 +97,7 @@ def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> 
     views["ink"] = as_u8(soft)
     if not mask.any():
         raise NoDigit("no digit found: nothing on the image stands out from the paper's grain")
-    lines = find_lines(ink, mask, cfg)
+    lines = find_lines(ink, grain, mask, soft, cfg)
     unlined = np.where(lines, 0, soft)
     crop = crop_to_digit(unlined, choose_digit(mask & ~lines, unlined, cfg))
     views["crop"] = as_u8(crop)
