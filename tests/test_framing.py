@@ -49,6 +49,12 @@ def test_each_framing_renders_what_it_names():
 
     assert ndi.label(broken, structure=np.ones((3, 3)))[1] >= 2  # cut in two
     assert not broken[0].any() and broken[1].any()  # cropped to its ink with a 1 px margin
+    squared = out["squared"].astype(float)
+    assert h < 120 and 120 <= squared.shape[0] <= 2 * 120  # enlarged to 120 px, cropped with a margin
+    pen = squared.min()
+    paper = np.median(squared)
+    rows = np.median(squared, axis=1)  # a rule is a row darker than the paper all across
+    assert ((rows < paper - 5) & (rows > pen + 20)).any()  # lighter than the pen
 
 
 def test_the_later_checks_stay_out_of_the_framing_table():

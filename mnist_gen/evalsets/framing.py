@@ -17,12 +17,15 @@ user's file. Each variant changes one thing about how the digit is framed or sto
 ``dark_jpeg32``     several at once: dark paper at low contrast, scaled to 32 px, JPEG 10–30
 ``uneven_tight0``   cropped to the ink on paper lit from one side (120 → 210), ink 20–35 % darker
 ``broken1``         a 2-px gap cut across the digit, cropped to its ink with a 1 px margin
+``squared``         on squared (or, one in three, ruled) paper, printed lighter than the pen,
+                    cropped with 0–50 % margin; small digits enlarged to about 120 px first
 ==================  ==========================================================================
 
-The last three are checks added later, several changes at once (on the photos they found
-broken digits in tight crops losing their body to a detached piece; the broken MNIST digits
-were only scored): ``check_<source>_<variant>`` (``CHECKS``), kept out of the framing table
-and of the choice of the default model.
+The last four are checks added later, several changes at once (on the photos they found
+broken digits in tight crops losing their body to a detached piece, and rules joining the
+digit in crops of squared paper; the broken MNIST digits and the registered squared-paper
+sets were only scored): ``check_<source>_<variant>`` (``CHECKS``), kept out of the framing
+table and of the choice of the default model.
 
 Every variant also exists inverted (``_inv``: light ink on dark). Set names are
 ``<source>_<variant>[_inv]`` (``photos_tight0``, ``usps_native_inv``, ...); ``eval_sets``
@@ -49,14 +52,15 @@ log = logging.getLogger(__name__)
 
 FRAMING_VERSION = 1
 VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
-            "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1")  # append only: the index seeds the files
+            "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1", "squared")  # append only: the index seeds the files
 SOURCES = {  # source -> (variants rendered for it, what it is)
     "photos": (VARIANTS[1:11], "the study's 29 photos"),
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
     "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
     "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
 }
-CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0"), "mnist": ("broken1",)}  # source -> later checks
+CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared"), "usps": ("squared",), "uci": ("squared",),
+          "mnist": ("broken1", "squared")}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
 MNIST_CONTROL = 2000
 
@@ -170,6 +174,30 @@ def _broken(g: np.ndarray, box, rng) -> np.ndarray:
     return _crop(out, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), 1) if len(ys) else out
 
 
+def _on_squared_paper(g: np.ndarray, box, rng) -> np.ndarray:
+    """Re-inked on squared paper (ruled, one in three): rules every 0.45–0.95 digit heights,
+    1–3 % of it wide, printed 15–40 % as dark as the pen, which covers them; a crop with 0–50 %
+    of the digit's height as margin. A digit under 120 px is enlarged first (a photo of it)."""
+    k = max(1.0, 120 / max(1, box[2] - box[0]))
+    if k > 1:
+        g = np.asarray(Image.fromarray(g).resize((round(g.shape[1] * k), round(g.shape[0] * k)),
+                                                 Image.Resampling.BICUBIC))
+        box = tuple(int(round(b * k)) for b in box)
+    height = box[2] - box[0]
+    c = _crop(g, box, int(rng.uniform(0, 0.5) * height))
+    t = _ink_share(c)
+    yy, xx = np.mgrid[0 : c.shape[0], 0 : c.shape[1]]
+    width, step = max(1, round(rng.uniform(0.01, 0.03) * height)), rng.uniform(0.45, 0.95) * height
+    phase = rng.uniform(0, step, 2)
+    rule = (yy + phase[0]) % step < width
+    if rng.random() >= 1 / 3:
+        rule |= (xx + phase[1]) % step < width
+    paper = rng.uniform(180, 235)
+    pen = paper * rng.uniform(0.5, 0.8)
+    level = paper - np.maximum(t * pen, rule * rng.uniform(0.15, 0.4) * pen)
+    return np.clip(np.round(level + rng.normal(0, 2.0, c.shape)), 0, 255).astype(np.uint8)
+
+
 def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG')."""
     height = box[2] - box[0]
@@ -199,6 +227,8 @@ def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
         return _unevenly_lit(_crop(g, box, 0), rng), "PNG"
     if variant == "broken1":
         return _broken(g, box, rng), "PNG"
+    if variant == "squared":
+        return _on_squared_paper(g, box, rng), "PNG"
     raise ValueError(f"unknown framing variant {variant!r}")
 
 
