@@ -251,7 +251,11 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
     rough = above > 0.5 * float(np.percentile(above, 99.5))  # stroke cores
     width = stroke_width(rough)
     k = int(round(max(cfg.background_frac * max(g.shape), 3 * width, 3)))
-    lid = _paper_lid(g, k)
+    # The lid is fitted with find_paper's plane divided out (light from one side) and multiplied
+    # back: a closing follows a ramp only to within its slope × its width, and a tight crop under
+    # side light would otherwise read the ramp as faint ink everywhere and the grain as huge.
+    surface = np.maximum(surface, cfg.min_paper)
+    lid = _paper_lid(g / surface, k) * surface
     # Relative to the paper (lighting multiplies); the floor keeps a near-black "paper" from
     # turning its grain into full-contrast ink.
     level = np.maximum(lid, cfg.min_paper)
@@ -269,8 +273,10 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
         # inflate either: a bold 1 filling its 16×4 crop leaves only the anti-aliased edges in
         # the frame, whose spread would drown the stroke, while its flat core shows the sensor's
         # grain as well as paper would. Noise has no flat class: it stays "nothing stands out".
-        split = _otsu(g)
-        classes = [v for v in (g[g < split], g[g >= split]) if v.size >= 4]
-        spread = min([paper.grain] + [_paper_level(v)[1] for v in classes])
+        # The classes are taken with the plane divided out (side light would spread them).
+        flat = g / surface
+        split = _otsu(flat)
+        classes = [v for v in (flat[flat < split], flat[flat >= split]) if v.size >= 4]
+        spread = min([paper.grain] + [_paper_level(v)[1] * float(np.median(surface)) for v in classes])
         base, grain = 0.0, spread / float(np.median(level))
     return np.clip(ink - base, 0, 1).astype(np.float32), max(grain, cfg.min_grain)
