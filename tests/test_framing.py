@@ -55,6 +55,8 @@ def test_each_framing_renders_what_it_names():
     paper = np.median(squared)
     rows = np.median(squared, axis=1)  # a rule is a row darker than the paper all across
     assert ((rows < paper - 5) & (rows > pen + 20)).any()  # lighter than the pen
+    lit = out["uneven_photo"]
+    assert 40 <= max(lit.shape) <= 160 and abs(lit.shape[0] / lit.shape[1] - h / w) < 0.1  # the tight crop, enlarged
 
 
 def test_the_later_checks_stay_out_of_the_framing_table():

@@ -19,12 +19,14 @@ user's file. Each variant changes one thing about how the digit is framed or sto
 ``broken1``         a 2-px gap cut across the digit, cropped to its ink with a 1 px margin
 ``squared``         on squared (or, one in three, ruled) paper, printed lighter than the pen,
                     cropped with 0–50 % margin; small digits enlarged to about 120 px first
+``uneven_photo``    a scan's digit as a photo would show it: cropped to the ink, enlarged to
+                    40–160 px, on paper lit from one side as in ``uneven_tight0``
 ==================  ==========================================================================
 
-The last four are checks added later, several changes at once (on the photos they found
+The last five are checks added later, several changes at once (on the photos they found
 broken digits in tight crops losing their body to a detached piece, and rules joining the
 digit in crops of squared paper; the broken MNIST digits and the registered squared-paper
-sets were only scored): ``check_<source>_<variant>`` (``CHECKS``), kept out of the framing
+and side-lit sets were only scored): ``check_<source>_<variant>`` (``CHECKS``), kept out of the framing
 table and of the choice of the default model.
 
 Every variant also exists inverted (``_inv``: light ink on dark). Set names are
@@ -52,15 +54,16 @@ log = logging.getLogger(__name__)
 
 FRAMING_VERSION = 1
 VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
-            "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1", "squared")  # append only: the index seeds the files
+            "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1", "squared",
+            "uneven_photo")  # append only: the index seeds the files
 SOURCES = {  # source -> (variants rendered for it, what it is)
     "photos": (VARIANTS[1:11], "the study's 29 photos"),
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
     "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
     "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
 }
-CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared"), "usps": ("squared",), "uci": ("squared",),
-          "mnist": ("broken1", "squared")}  # source -> later checks
+CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared"), "usps": ("squared", "uneven_photo"),
+          "uci": ("squared", "uneven_photo"), "mnist": ("broken1", "squared", "uneven_photo")}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
 MNIST_CONTROL = 2000
 
@@ -229,6 +232,12 @@ def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
         return _broken(g, box, rng), "PNG"
     if variant == "squared":
         return _on_squared_paper(g, box, rng), "PNG"
+    if variant == "uneven_photo":
+        c = _crop(g, box, 0)
+        k = rng.uniform(40, 160) / max(c.shape)
+        c = np.asarray(Image.fromarray(c).resize((max(1, round(c.shape[1] * k)), max(1, round(c.shape[0] * k))),
+                                                 Image.Resampling.BICUBIC))
+        return _unevenly_lit(c, rng), "PNG"
     raise ValueError(f"unknown framing variant {variant!r}")
 
 
