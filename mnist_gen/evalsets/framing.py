@@ -112,6 +112,12 @@ def _resize(g: np.ndarray, side: int) -> np.ndarray:
     return np.asarray(Image.fromarray(g).resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS))
 
 
+def _enlarged(g: np.ndarray, k: float) -> np.ndarray:
+    """Scaled by ``k`` (bicubic, as a camera's view of a small printed digit is smooth)."""
+    size = (max(1, round(g.shape[1] * k)), max(1, round(g.shape[0] * k)))
+    return np.asarray(Image.fromarray(g).resize(size, Image.Resampling.BICUBIC))
+
+
 def _crop(g: np.ndarray, box, margin: int) -> np.ndarray:
     y0, x0, y1, x1 = box
     h, w = g.shape
@@ -183,9 +189,7 @@ def _on_squared_paper(g: np.ndarray, box, rng) -> np.ndarray:
     of the digit's height as margin. A digit under 120 px is enlarged first (a photo of it)."""
     k = max(1.0, 120 / max(1, box[2] - box[0]))
     if k > 1:
-        g = np.asarray(Image.fromarray(g).resize((round(g.shape[1] * k), round(g.shape[0] * k)),
-                                                 Image.Resampling.BICUBIC))
-        box = tuple(int(round(b * k)) for b in box)
+        g, box = _enlarged(g, k), tuple(int(round(b * k)) for b in box)
     height = box[2] - box[0]
     c = _crop(g, box, int(rng.uniform(0, 0.5) * height))
     t = _ink_share(c)
@@ -234,10 +238,7 @@ def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
         return _on_squared_paper(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = _crop(g, box, 0)
-        k = rng.uniform(40, 160) / max(c.shape)
-        c = np.asarray(Image.fromarray(c).resize((max(1, round(c.shape[1] * k)), max(1, round(c.shape[0] * k))),
-                                                 Image.Resampling.BICUBIC))
-        return _unevenly_lit(c, rng), "PNG"
+        return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
     raise ValueError(f"unknown framing variant {variant!r}")
 
 
