@@ -28,6 +28,8 @@ from mnist_gen.preprocess import (
     normalize_digit,
     to_mnist,
 )
+from mnist_gen.preprocess.load import array_to_gray
+from mnist_gen.preprocess.paper import find_paper
 from mnist_gen.settings import compose_group
 
 SEVEN = [(100, 120), (200, 120), (140, 300)]
@@ -405,6 +407,45 @@ def test_a_faint_digit_cropped_tight_under_side_light_is_read(angle):
     lit = np.clip(np.round(level * (1 - 0.25 * t) + noise), 0, 255).astype(np.uint8)
     res = to_mnist(lit)
     _check_digit(res, to_mnist(plain.astype(np.uint8)).digit, min_corr=0.9)
+
+
+@pytest.mark.parametrize("angle", [20, 110, 200, 290])
+def test_a_bold_zero_cropped_tight_under_side_light_reads_in_its_polarity(angle):
+    # A bold ring touching all four sides of its crop leaves no paper on the frame, so the light
+    # cannot be fitted there; a split at one level put the darker side of the lit paper inside
+    # the 0 in the ink's class. The light is now fitted together with the two classes.
+    im = Image.new("L", (90, 120), 255)
+    ImageDraw.Draw(im).ellipse((0, 0, 89, 119), outline=0, width=20)
+    plain = np.asarray(im, np.float32)
+    t = 1 - plain / 255
+    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
+    ramp = np.cos(np.deg2rad(angle)) * xx / t.shape[1] + np.sin(np.deg2rad(angle)) * yy / t.shape[0]
+    level = 120 + 90 * (ramp - ramp.min()) / np.ptp(ramp)
+    noise = np.random.default_rng(angle).normal(0, 3, t.shape)
+    lit = np.clip(np.round(level * (1 - 0.3 * t) + noise), 0, 255).astype(np.uint8)
+    for img in (lit, 255 - lit):
+        res = to_mnist(img)
+        assert res.ok, res.reason
+        background = ndi.label(res.digit < 64)[1]
+        assert background == 2, f"a ring encloses one hole, got {background} background regions"
+        assert res.digit[14, 14] < 64 and res.digit.mean() > 20  # its middle is paper, its ring ink
+
+
+def test_bold_usps_ones_filling_half_their_64px_crop_keep_their_polarity():
+    # Two classes that are nearly two halves of the image: a plane fitted to the image alone
+    # leans across them (pipeline version 8, reverted: these two 1s flipped to light ink and read
+    # as 8); fitted with the classes' step, the light stays flat.
+    from mnist_gen.evalsets.framing import render
+    from mnist_gen.evalsets.scans import default_usps_path, read_usps
+
+    ink, labels = read_usps(default_usps_path())
+    for i in (451, 486):
+        g = np.round(255 * (1 - np.clip(ink[i], 0, 1))).astype(np.uint8)
+        ys, xs = np.nonzero(g < 128)
+        img, _ = render(g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "px64", np.random.default_rng(0))
+        assert labels[i] == 1
+        for dark, im in ((True, img), (False, 255 - img)):
+            assert find_paper(array_to_gray(im), as_config(None)).dark_ink is dark, (i, dark)
 
 
 # ------------------------------------------------------------------ nothing to find
