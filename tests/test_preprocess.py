@@ -458,6 +458,14 @@ def test_blank_page_gives_no_digit():
     assert res.digit is None and "no digit" in res.reason.lower()
 
 
+@pytest.mark.parametrize("level", [0, 220, 255])
+def test_a_perfectly_flat_image_gives_no_digit(level):
+    # No grain at all: the light's slope fitted to it leaves rounding-level residue, which once
+    # made the Otsu split fail ("too many bins") instead of "no digit found".
+    res = to_mnist(np.full((300, 300), level, np.uint8))
+    assert res.digit is None and "no digit" in res.reason.lower()
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_pure_noise_gives_no_digit(seed):
     rng = np.random.default_rng(seed)

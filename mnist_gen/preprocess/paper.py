@@ -100,6 +100,9 @@ def _lts_plane(basis: np.ndarray, z: np.ndarray, starts: int = 4) -> tuple[np.nd
 
 def _otsu(x: np.ndarray, bins: int = 256) -> float:
     """Otsu's threshold (written here: ten lines, not worth scikit-image as a dependency)."""
+    lo, hi = float(np.min(x)), float(np.max(x))
+    if hi - lo <= 1e-6:  # a flat image (a blank page, to rounding): nothing to split
+        return hi
     hist, edges = np.histogram(x, bins=bins)
     mids = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
