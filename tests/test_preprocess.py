@@ -392,21 +392,26 @@ def test_a_faint_bar_as_wide_as_the_pen_is_not_a_rule_in_a_tight_crop():
     assert cols[-1] - cols[0] + 1 >= 0.4 * (rows[-1] - rows[0] + 1)  # a 7, not a bare stem
 
 
+def _side_lit(plain: np.ndarray, angle: float, darker: float) -> np.ndarray:
+    """Black-on-white ``plain`` re-inked on paper lit 120 → 210 from ``angle``; the ink reflects
+    ``1 - darker`` of its paper (light multiplies), with sensor noise."""
+    t = 1 - plain.astype(np.float32) / 255
+    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
+    ramp = np.cos(np.deg2rad(angle)) * xx / t.shape[1] + np.sin(np.deg2rad(angle)) * yy / t.shape[0]
+    level = 120 + 90 * (ramp - ramp.min()) / np.ptp(ramp)
+    noise = np.random.default_rng(int(angle)).normal(0, 3, t.shape)
+    return np.clip(np.round(level * (1 - darker * t) + noise), 0, 255).astype(np.uint8)
+
+
 @pytest.mark.parametrize("angle", [0, 60, 135, 250])
 def test_a_faint_digit_cropped_tight_under_side_light_is_read(angle):
     # Ink 25 % darker than its paper, the paper lit from one side (120 → 210 across the crop):
     # the paper lid, a closing, followed the ramp only to within its slope × its width, so the
     # ramp read as faint ink everywhere and the grain came out larger than the digit ("nothing
     # stands out"). The light's plane is now divided out before the lid is fitted.
-    plain = np.asarray(_page(size=(300, 400), paper=255, ink=0, width=22), np.float32)[100:320, 90:215]
-    t = 1 - plain / 255
-    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
-    ramp = np.cos(np.deg2rad(angle)) * xx / t.shape[1] + np.sin(np.deg2rad(angle)) * yy / t.shape[0]
-    level = 120 + 90 * (ramp - ramp.min()) / np.ptp(ramp)
-    noise = np.random.default_rng(angle).normal(0, 3, t.shape)
-    lit = np.clip(np.round(level * (1 - 0.25 * t) + noise), 0, 255).astype(np.uint8)
-    res = to_mnist(lit)
-    _check_digit(res, to_mnist(plain.astype(np.uint8)).digit, min_corr=0.9)
+    plain = np.asarray(_page(size=(300, 400), paper=255, ink=0, width=22))[100:320, 90:215]
+    res = to_mnist(_side_lit(plain, angle, darker=0.25))
+    _check_digit(res, to_mnist(plain).digit, min_corr=0.9)
 
 
 @pytest.mark.parametrize("angle", [20, 110, 200, 290])
@@ -416,13 +421,7 @@ def test_a_bold_zero_cropped_tight_under_side_light_reads_in_its_polarity(angle)
     # the 0 in the ink's class. The light is now fitted together with the two classes.
     im = Image.new("L", (90, 120), 255)
     ImageDraw.Draw(im).ellipse((0, 0, 89, 119), outline=0, width=20)
-    plain = np.asarray(im, np.float32)
-    t = 1 - plain / 255
-    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
-    ramp = np.cos(np.deg2rad(angle)) * xx / t.shape[1] + np.sin(np.deg2rad(angle)) * yy / t.shape[0]
-    level = 120 + 90 * (ramp - ramp.min()) / np.ptp(ramp)
-    noise = np.random.default_rng(angle).normal(0, 3, t.shape)
-    lit = np.clip(np.round(level * (1 - 0.3 * t) + noise), 0, 255).astype(np.uint8)
+    lit = _side_lit(np.asarray(im), angle, darker=0.3)
     for img in (lit, 255 - lit):
         res = to_mnist(img)
         assert res.ok, res.reason
