@@ -131,6 +131,15 @@ def _light_under_two_classes(c: np.ndarray, iters: int = 4) -> np.ndarray:
     return slope
 
 
+def _unlit(c: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(the image with light from one side taken out, the light's plane slope), the light fitted
+    together with the two classes; images too small to show lighting are left as they are."""
+    if max(c.shape) < cfg.min_plane_side:
+        return c, np.zeros(3)
+    slope = _light_under_two_classes(c)
+    return c - (_plane_basis(*c.shape) @ slope).reshape(c.shape).astype(c.dtype), slope
+
+
 def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     """Split the image in two at Otsu's threshold and tell which class is the ink, from what
     makes handwriting handwriting rather than from any framing:
@@ -149,12 +158,9 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     to dark ink: 1,500 MNIST test digits thickened, cropped tight and reduced to 16 px then read
     98.2 % dark on light but 93.5 % inverted; with the frame deciding, 98.3 % and 98.2 %.)
 
-    On images large enough to show lighting, light from one side is taken out first, fitted
-    together with the two classes (``_light_under_two_classes``): split at one global level, the
-    darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
+    ``c`` comes with light from one side already taken out (``_unlit``): split at one global
+    level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
     """
-    if max(c.shape) >= cfg.min_plane_side:  # images large enough to show lighting
-        c = c - (_plane_basis(*c.shape) @ _light_under_two_classes(c)).reshape(c.shape).astype(c.dtype)
     dark = c < _otsu(c)
 
     def pieces(m: np.ndarray) -> int:
@@ -223,9 +229,9 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         # it (the frame is two surfaces, not one paper). It cannot tell paper from ink; the shapes of the two
         # classes do (``_ink_is_dark``). The paper's level is the frame's top decile on its side,
         # and its slope the light's, fitted with the two classes (the frame alone cannot show it).
+        unlit, slope = _unlit(c, cfg)
         if dark_ink is None:
-            dark_ink = _ink_is_dark(c, cfg)
-        slope = _light_under_two_classes(c) if max(c.shape) >= cfg.min_plane_side else np.zeros(3)
+            dark_ink = _ink_is_dark(unlit, cfg)
         zf = (z - basis @ slope).reshape(c.shape)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
@@ -238,7 +244,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     dark = float(np.clip(-r - t, 0, None).sum())
     light = float(np.clip(r - t, 0, None).sum())
     # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
-    dark_ink = dark > light if dark != light else _ink_is_dark(c, cfg)
+    dark_ink = dark > light if dark != light else _ink_is_dark(_unlit(c, cfg)[0], cfg)
     # A grain over half the image's range leaves the reading in doubt (a coarse 8×8 frame).
     return Paper(coef, scale, dark_ink, ambiguous=cfg.snr * scale > 0.5 * span)
 
@@ -286,7 +292,8 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
     # back: a closing follows a ramp only to within its slope × its width, and a tight crop under
     # side light would otherwise read the ramp as faint ink everywhere and the grain as huge.
     surface = np.maximum(surface, cfg.min_paper)
-    lid = _paper_lid(g / surface, k) * surface
+    flat = g / surface
+    lid = _paper_lid(flat, k) * surface
     # Relative to the paper (lighting multiplies); the floor keeps a near-black "paper" from
     # turning its grain into full-contrast ink.
     level = np.maximum(lid, cfg.min_paper)
@@ -305,7 +312,6 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
         # the frame, whose spread would drown the stroke, while its flat core shows the sensor's
         # grain as well as paper would. Noise has no flat class: it stays "nothing stands out".
         # The classes are taken with the plane divided out (side light would spread them).
-        flat = g / surface
         split = _otsu(flat)
         classes = [v for v in (flat[flat < split], flat[flat >= split]) if v.size >= 4]
         spread = min([paper.grain] + [_paper_level(v)[1] * float(np.median(surface)) for v in classes])
