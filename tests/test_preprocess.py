@@ -28,6 +28,7 @@ from mnist_gen.preprocess import (
     normalize_digit,
     to_mnist,
 )
+from mnist_gen.preprocess.ink import count_loops
 from mnist_gen.preprocess.load import array_to_gray
 from mnist_gen.preprocess.paper import find_paper
 from mnist_gen.settings import compose_group
@@ -205,6 +206,19 @@ def test_tiny_block_count_digits_read_in_either_polarity(mnist):
     assert len(ys) == 200
 
 
+def test_a_one_pixel_loop_of_an_8px_digit_stays_open():
+    # UCI digit 69, a 9 as 8×8 block counts (0-16): its loop's hole is one block, 9/16 inked.
+    # Enlarged bilinearly, each block spread over its neighbours and the hole filled in (a blob
+    # on a tail: a 3's lower half); Lanczos, the array path's filter, keeps it open.
+    nine = np.array([[0, 0, 6, 12, 13, 6, 0, 0], [0, 6, 16, 9, 12, 16, 2, 0], [0, 7, 16, 9, 15, 13, 0, 0],
+                     [0, 0, 11, 15, 16, 4, 0, 0], [0, 0, 0, 12, 10, 0, 0, 0], [0, 0, 3, 16, 4, 0, 0, 0],
+                     [0, 0, 1, 16, 2, 0, 0, 0], [0, 0, 6, 11, 0, 0, 0, 0]], np.float32) / 16
+    for img in (nine, 1 - nine):
+        res = to_mnist(img)
+        assert res.ok, res.reason
+        assert count_loops(res.digit > 127, min_area=4) == 1
+
+
 def test_a_one_filling_its_tight_crop_is_still_a_digit():
     # A "1" cropped to its ink is nearly all ink: read the frame's way it is nothing, the
     # other reading is the digit.
@@ -226,6 +240,21 @@ def test_a_bold_one_with_grey_edges_filling_its_crop_is_a_solid_bar():
     one[:, 0], one[:, 3] = rng.uniform(0.3, 0.95, 16), rng.uniform(0.3, 0.95, 16)
     one[:, 1:3] = rng.uniform(0.0, 0.05, (16, 2))
     for img in (one, 1 - one):
+        res = to_mnist(img)
+        assert res.ok, res.reason
+        assert res.digit[6:22, 13:15].mean() > 150, res.digit[6:22, 11:18].mean(0)  # solid, not two edges
+
+
+def test_a_real_bold_one_whose_frame_is_its_own_edges_is_a_solid_bar():
+    # USPS test digit 1840 cropped to its ink (16×4): a black core, every grey level on the edges.
+    # The frame (the edges) passes for paper, and the first reading takes the light edges for
+    # the ink: scattered pieces, no digit. Ink that stands out as no digit sends the image to
+    # the other reading, which is a solid bar (not the two edges, a "0").
+    one = np.array([[242, 32, 135, 255], [209, 0, 6, 155], [138, 0, 0, 36], [107, 0, 0, 54], [87, 0, 0, 36],
+                    [68, 0, 0, 44], [48, 0, 0, 68], [31, 0, 0, 88], [53, 0, 0, 63], [35, 0, 0, 83],
+                    [59, 0, 0, 57], [84, 0, 0, 54], [64, 0, 0, 76], [45, 0, 0, 60], [126, 0, 0, 61],
+                    [255, 171, 20, 200]], np.uint8)
+    for img in (one, 255 - one):
         res = to_mnist(img)
         assert res.ok, res.reason
         assert res.digit[6:22, 13:15].mean() > 150, res.digit[6:22, 11:18].mean(0)  # solid, not two edges

@@ -80,7 +80,15 @@ class PreprocessResult:
 
 
 class NoDigit(Exception):
-    """Internal: the pipeline found no digit; the message becomes ``PreprocessResult.reason``."""
+    """Internal: the pipeline found no digit; the message becomes ``PreprocessResult.reason``.
+
+    ``marks``: ink stood out, but as no digit (scattered pieces, a tangle of loops) — what the
+    paper between a bold digit's strokes looks like when read as the ink.
+    """
+
+    def __init__(self, message: str, marks: bool = False):
+        super().__init__(message)
+        self.marks = marks
 
 
 def as_config(cfg: PreprocessConfig | Mapping | None = None, **overrides) -> PreprocessConfig:

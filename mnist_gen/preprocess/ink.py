@@ -217,13 +217,15 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     loops = count_loops(digit[dys, dxs], min_area=max(4.0, cfg.speck_frac * float(digit.sum())))
     if loops > cfg.max_loops:
         raise NoDigit(
-            f"no digit found: the largest mark is a tangle with {loops} loops (noise or texture, not a digit)"
+            f"no digit found: the largest mark is a tangle with {loops} loops (noise or texture, not a digit)",
+            marks=True,
         )
     total = sum(c["mass"] for c in comps if not c["edge"])
     share = float(soft[digit].sum()) / max(total, 1e-6)
     if share < cfg.min_digit_ink_share:
         raise NoDigit(
-            f"no digit found: the ink is scattered over many marks (largest holds {share:.0%}; noise or several objects)"
+            f"no digit found: the ink is scattered over many marks (largest holds {share:.0%}; noise or several objects)",
+            marks=True,
         )
     return digit
 

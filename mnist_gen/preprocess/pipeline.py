@@ -35,14 +35,24 @@ from mnist_gen.preprocess.paper import find_paper, flatten_illumination
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Analyse at a fixed scale: fractions in the config then mean the same on any camera,
     and a 12-megapixel photo costs no more than a thumbnail. Tiny inputs are enlarged so
-    morphology has room (a 28×28 MNIST array has 2-px strokes)."""
+    morphology has room (a 28×28 MNIST array has 2-px strokes).
+
+    A grey image is enlarged with Lanczos, as ``normalize_digit`` (the array path) resizes:
+    bilinear spreads each pixel over its neighbours, and at 8 px, where a 9's loop is one
+    pixel, that fills the loop in. A bitmap (two levels) is enlarged bilinearly: its
+    staircase is not detail, and smoothing it is the anti-aliasing MNIST gave NIST's binary scans.
+    """
     h, w = gray.shape
     s = max(h, w)
     target = min(cfg.work_size, max(s, cfg.min_work_size))
     if target == s:
         return gray.astype(np.float32)
     k = target / s
-    resample = Image.Resampling.BOX if k < 1 else Image.Resampling.BILINEAR
+    if k < 1:
+        resample = Image.Resampling.BOX
+    else:
+        bitmap = np.unique(gray).size <= 2
+        resample = Image.Resampling.BILINEAR if bitmap else Image.Resampling.LANCZOS
     return np.clip(resize(gray, (round(h * k), round(w * k)), resample), 0, 1)
 
 
@@ -70,10 +80,13 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         try:
             digit = _read_digit(work, paper, cfg, views)
         except NoDigit as first:
-            if not paper.ambiguous:
+            if not (paper.ambiguous or first.marks):
                 raise
-            # The frame could not tell paper from ink and the shapes' reading found nothing
-            # (a "1" filling its tight crop): the other reading is the only other one.
+            # The frame could not tell paper from ink and the shapes' reading found nothing (a
+            # "1" filling its tight crop), or the ink found is no digit but scattered pieces or
+            # a tangle (a bold 1's two grey edges on a frame of its own edges): the other reading
+            # is the only other one. Not when nothing stood out: a blank page read the other
+            # way shows its glare and shading, not a digit.
             other: dict[str, np.ndarray] = {"input": views["input"]}
             try:
                 digit = _read_digit(work, find_paper(gray, cfg, dark_ink=not paper.dark_ink), cfg, other)
