@@ -222,13 +222,15 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     span = float(np.percentile(z, 99.5) - np.percentile(z, 0.5))
     scale = max(scale, cfg.min_grain, cfg.min_grain_frac * span)
     r = z - basis @ coef
-    mixed = (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink or cfg.snr * scale > span
+    mixed = (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink or cfg.snr * scale > 0.5 * span
     if mixed or dark_ink is not None:
         # The frame is mixed: thick strokes run along nearly half of it or more (a tight crop of
-        # a bold digit), or its "grain" is so coarse that nothing in the image stands out from
-        # it (the frame is two surfaces, not one paper). It cannot tell paper from ink; the shapes of the two
-        # classes do (``_ink_is_dark``). The paper's level is the frame's top decile on its side,
-        # and its slope the light's, fitted with the two classes (the frame alone cannot show it).
+        # a bold digit), or its "grain" is so coarse that ink could hardly stand out from it (over
+        # half the image's range: the frame is two surfaces, not one paper — a bold 0 cropped
+        # tight under side light, whose frame a plane cannot follow; a coarse 8×8 frame). It
+        # cannot tell paper from ink; the shapes of the two classes do (``_ink_is_dark``). The
+        # paper's level is the frame's top decile on its side, and its slope the light's, fitted
+        # with the two classes (the frame alone cannot show it).
         unlit, slope = _unlit(c, cfg)
         if dark_ink is None:
             dark_ink = _ink_is_dark(unlit, cfg)
@@ -245,8 +247,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     light = float(np.clip(r - t, 0, None).sum())
     # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
     dark_ink = dark > light if dark != light else _ink_is_dark(_unlit(c, cfg)[0], cfg)
-    # A grain over half the image's range leaves the reading in doubt (a coarse 8×8 frame).
-    return Paper(coef, scale, dark_ink, ambiguous=cfg.snr * scale > 0.5 * span)
+    return Paper(coef, scale, dark_ink)
 
 
 def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:
