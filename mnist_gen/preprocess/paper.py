@@ -234,7 +234,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         unlit, slope = _unlit(c, cfg)
         if dark_ink is None:
             dark_ink = _ink_is_dark(unlit, cfg)
-        zf = (z - basis @ slope).reshape(c.shape)
+        zf = unlit.astype(np.float64)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
         paper_px = zr[(zr >= _otsu(zf)) == dark_ink]
@@ -315,6 +315,7 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
         # The classes are taken with the plane divided out (side light would spread them).
         split = _otsu(flat)
         classes = [v for v in (flat[flat < split], flat[flat >= split]) if v.size >= 4]
-        spread = min([paper.grain] + [_paper_level(v)[1] * float(np.median(surface)) for v in classes])
+        typical = float(np.median(surface))
+        spread = min([paper.grain] + [_paper_level(v)[1] * typical for v in classes])
         base, grain = 0.0, spread / float(np.median(level))
     return np.clip(ink - base, 0, 1).astype(np.float32), max(grain, cfg.min_grain)
