@@ -29,7 +29,7 @@ from mnist_gen.preprocess.config import NoDigit, PreprocessConfig, PreprocessRes
 from mnist_gen.preprocess.ink import choose_digit, crop_to_digit, find_lines, threshold_soft
 from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to_gray
 from mnist_gen.preprocess.normalize import normalize_digit, resize
-from mnist_gen.preprocess.paper import find_paper, flatten_illumination
+from mnist_gen.preprocess.paper import find_paper, flatten_illumination, lit_blank
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -105,6 +105,8 @@ def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> 
     g = ndi.gaussian_filter(work, cfg.smooth_sigma) if cfg.smooth_sigma else work
     if not paper.dark_ink:
         g = 1.0 - g
+    if lit_blank(g, cfg):
+        raise NoDigit("no digit found: the image is a blank page (light and shading explain all of it)")
     ink, grain = flatten_illumination(g, paper, cfg)
     mask, soft = threshold_soft(ink, grain, cfg)
     views["ink"] = as_u8(soft)
