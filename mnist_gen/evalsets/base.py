@@ -29,7 +29,7 @@ from mnist_gen.errors import ImageError, UserError
 log = logging.getLogger(__name__)
 
 #: Bump when the pipeline's output changes: cached preprocessed sets are then rebuilt.
-PIPELINE_VERSION = 13  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 14  # 8 was a polarity change, reverted: its caches must not be read
 THUMB_SIDE = 96
 
 

@@ -83,12 +83,15 @@ class NoDigit(Exception):
     """Internal: the pipeline found no digit; the message becomes ``PreprocessResult.reason``.
 
     ``marks``: ink stood out, but as no digit (scattered pieces, a tangle of loops) — what the
-    paper between a bold digit's strokes looks like when read as the ink.
+    paper between a bold digit's strokes looks like when read as the ink. ``faint``: nothing
+    stood out from the grain measured on the frame — which a bold stroke running along the
+    frame inflates.
     """
 
-    def __init__(self, message: str, marks: bool = False):
+    def __init__(self, message: str, marks: bool = False, faint: bool = False):
         super().__init__(message)
         self.marks = marks
+        self.faint = faint
 
 
 def as_config(cfg: PreprocessConfig | Mapping | None = None, **overrides) -> PreprocessConfig:

@@ -29,7 +29,7 @@ from mnist_gen.preprocess.config import NoDigit, PreprocessConfig, PreprocessRes
 from mnist_gen.preprocess.ink import choose_digit, crop_to_digit, find_lines, threshold_soft
 from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to_gray
 from mnist_gen.preprocess.normalize import normalize_digit, resize
-from mnist_gen.preprocess.paper import find_paper, flatten_illumination, lit_blank
+from mnist_gen.preprocess.paper import Paper, find_paper, flatten_illumination, lit_blank
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -80,16 +80,12 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         try:
             digit = _read_digit(work, paper, cfg, views)
         except NoDigit as first:
-            if not (paper.ambiguous or first.marks):
+            dark_ink = _second_reading(first, paper)
+            if dark_ink is None:
                 raise
-            # The frame could not tell paper from ink and the shapes' reading found nothing (a
-            # "1" filling its tight crop), or the ink found is no digit but scattered pieces or
-            # a tangle (a bold 1's two grey edges on a frame of its own edges): the other reading
-            # is the only other one. Not when nothing stood out: a blank page read the other
-            # way shows its glare and shading, not a digit.
             other: dict[str, np.ndarray] = {"input": views["input"]}
             try:
-                digit = _read_digit(work, find_paper(gray, cfg, dark_ink=not paper.dark_ink), cfg, other)
+                digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other)
             except NoDigit:
                 raise first from None  # the first reading's reason and views stand
             views = other
@@ -100,7 +96,28 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
     return PreprocessResult(digit, None, views)
 
 
-def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> np.ndarray:
+def _second_reading(first: NoDigit, paper: Paper) -> bool | None:
+    """After a first reading found no digit: the polarity (``dark_ink``) to read the image again
+    in, with the paper taken from the image's two classes instead of its frame, or None.
+
+    * The frame could not tell paper from ink (``ambiguous``) and the shapes' reading found
+      nothing (a "1" filling its tight crop), or the ink found is no digit but scattered pieces
+      or a tangle (a bold 1's two grey edges on a frame of its own edges): the other polarity,
+      the only other reading.
+    * Nothing stood out from the grain of a frame that passed for one paper: the same polarity.
+      A bold stroke running along the frame of a tight crop under side light passes for the
+      paper's grain (the plane fitted to the frame leaves the stroke's contrast as its spread);
+      the paper class's own spread is the grain.
+    Not after anything else: a blank page read the other way shows its glare and shading.
+    """
+    if paper.ambiguous or first.marks:
+        return not paper.dark_ink
+    if first.faint:
+        return paper.dark_ink
+    return None
+
+
+def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: dict) -> np.ndarray:
     """The work-size grey image, read with ``paper`` → the 28×28 digit (views filled in on the way)."""
     g = ndi.gaussian_filter(work, cfg.smooth_sigma) if cfg.smooth_sigma else work
     if not paper.dark_ink:
@@ -111,7 +128,7 @@ def _read_digit(work: np.ndarray, paper, cfg: PreprocessConfig, views: dict) -> 
     mask, soft = threshold_soft(ink, grain, cfg)
     views["ink"] = as_u8(soft)
     if not mask.any():
-        raise NoDigit("no digit found: nothing on the image stands out from the paper's grain")
+        raise NoDigit("no digit found: nothing on the image stands out from the paper's grain", faint=True)
     lines = find_lines(ink, grain, mask, soft, cfg)
     unlined = np.where(lines, 0, soft)
     crop = crop_to_digit(unlined, choose_digit(mask & ~lines, unlined, cfg))
