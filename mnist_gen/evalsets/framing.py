@@ -75,7 +75,8 @@ def _photo_boxes() -> dict:
 # --------------------------------------------------------------------------- sources: (id, label, grey uint8, box)
 
 
-def _photo_items():
+def photo_items():
+    """(path, label, grey uint8, digit's box in px) for each of the study's photos."""
     root = seed_photo_dir()
     for rel, (y0, x0, y1, x1) in sorted(_photo_boxes().items()):
         with Image.open(root / rel) as im:
@@ -252,7 +253,7 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
     out = variant_dir(source, variant, inverted, data_dir)
     if out.is_dir():
         return out
-    items = _photo_items() if source == "photos" else _array_items(source, data_dir)
+    items = photo_items() if source == "photos" else _array_items(source, data_dir)
     tmp = out.with_name(out.name + ".partial")
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
     for i, (item_id, label, g, box) in enumerate(items):
