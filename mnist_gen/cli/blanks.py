@@ -52,8 +52,7 @@ def photo_strips() -> Iterator[tuple[str, np.ndarray]]:
 
     if not seed_photo_dir().is_dir():  # the study's photos are not there: synthetic pages only
         return
-    items = list(photo_items())
-    for _, _, g, (y0, x0, y1, x1) in items:
+    for _, _, g, (y0, x0, y1, x1) in photo_items():  # one photo in memory at a time
         for strip in (g[: max(0, y0 - 5)], g[y1 + 5 :], g[:, : max(0, x0 - 5)], g[:, x1 + 5 :]):
             if min(strip.shape) >= 24:
                 yield "photo strip", strip
