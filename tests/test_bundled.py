@@ -22,7 +22,7 @@ def test_the_bundle_holds_the_five_study_networks_and_a_robust_default():
     names = bundled_names()
     assert {f"study/{m}" for m in STUDY_NETWORKS} <= set(names)
     index = bundle_index()
-    assert index["default"] in names and index["default"].startswith("robust/")
+    assert index["default"] in names and index["default"].split("/")[0] in ("robust", "robust_files")
     assert sorted(index["models"]) == names
 
 
@@ -50,7 +50,7 @@ def test_the_default_is_the_best_networks_seeds_answering_together():
 
     default = bundle_index()["default"]
     card = json.loads((BUNDLE_DIR / default / CARD).read_text())
-    single = f"robust/{card['model']}"
+    single = f"{card['recipe']}/{card['model']}"
     assert default == f"{single}_seeds" and single in bundled_names()
     ensemble = load_predictor(BUNDLE_DIR / default / "model.safetensors")
     seed0 = load_predictor(BUNDLE_DIR / single / "model.safetensors")
@@ -127,10 +127,10 @@ def test_two_models_of_one_name_are_scored_into_two_folders(tmp_path):
     assert len(written) == 2  # one each: neither overwrote the other
 
 
-def _robust_run(root, model, seed, photos, params):
-    run = root / model / f"seed{seed}"
+def _robust_run(root, model, seed, photos, params, recipe="robust"):
+    run = root / recipe / model / f"seed{seed}"
     run.mkdir(parents=True)
-    res = {"model": model, "seed": seed, "kind": "network", "recipe": "robust", "test_accuracy": 0.99,
+    res = {"model": model, "seed": seed, "kind": "network", "recipe": recipe, "test_accuracy": 0.99,
            "num_params": params, "eval_sets": {"seed_photos": {"accuracy": photos}, "uci_digits": {"accuracy": 0.5}}}
     (run / "results.json").write_text(json.dumps(res))
 
@@ -144,9 +144,16 @@ def test_the_default_is_the_best_mean_unless_a_smaller_network_is_within_one_sta
         _robust_run(tmp_path, "small", seed, small, 25_000)
         _robust_run(tmp_path, "tiny", seed, tiny, 10_000)
     model, score, run_dirs = best_robust(tmp_path)
-    assert model == "small" and score == pytest.approx(0.895)
+    assert model == "robust/small" and score == pytest.approx(0.895)
     assert [d.name for d in run_dirs] == ["seed0", "seed1", "seed2"]  # all its seeds, for the ensemble
     # Without it, the clear winner wins whatever its size; held-out UCI never enters the choice.
     for seed in range(3):
-        (tmp_path / "small" / f"seed{seed}" / "results.json").unlink()
-    assert best_robust(tmp_path)[0] == "big"
+        (tmp_path / "robust" / "small" / f"seed{seed}" / "results.json").unlink()
+    assert best_robust(tmp_path)[0] == "robust/big"
+    # The same network by another robust recipe is a candidate of its own; study runs never are.
+    for seed, acc in enumerate((0.92, 0.93, 0.94)):
+        _robust_run(tmp_path, "big", seed, acc, 50_000, recipe="robust_files")
+        _robust_run(tmp_path, "huge", seed, 0.99, 90_000, recipe="study")
+    model, score, run_dirs = best_robust(tmp_path)
+    assert model == "robust_files/big" and score == pytest.approx(0.93)
+    assert all("robust_files" in str(d) for d in run_dirs)

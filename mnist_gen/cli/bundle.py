@@ -1,14 +1,15 @@
 """``python -m mnist_gen.cli.bundle``: rebuild the bundled models (``mnist_gen/bundled``) from runs.
 
-    python -m mnist_gen.cli.bundle --study multirun/paper_cpu --robust multirun/robust_cpu
+    python -m mnist_gen.cli.bundle --study runs/study --robust runs/robust runs/robust_files
 
 * ``--study DIR``: the five study networks, seed 0 (``DIR/<model>/seed0``), as ``study/<model>``;
-* ``--robust DIR``: of the robust-recipe networks under DIR, the best for real handwriting by
-  mean accuracy (over its seeds) on the selection sets ``SELECTION_SETS``: the study's photos
-  and USPS in every framing; UCI digits stay held out. Within one standard error of the best
-  mean, the network with the fewest parameters (``best_robust``). Its seed-0 run becomes
-  ``robust/<model>``; all its seeds together (``SeedEnsemble``: the mean of their
-  probabilities) become ``robust/<model>_seeds``, the default (``index.json``).
+* ``--robust DIR [DIR ...]``: of the networks under them trained by a robust recipe
+  (``robust``, ``robust_files``; each recipe's network a candidate of its own), the best for
+  real handwriting by mean accuracy (over its seeds) on the selection sets ``SELECTION_SETS``:
+  the study's photos and USPS in every framing; UCI digits stay held out. Within one standard
+  error of the best mean, the network with the fewest parameters (``best_robust``). Its seed-0
+  run becomes ``<recipe>/<model>``; all its seeds together (``SeedEnsemble``: the mean of their
+  probabilities) become ``<recipe>/<model>_seeds``, the default (``index.json``).
 
 Each bundled model is exported afresh from the runs' weights (``model.safetensors`` +
 ``model.onnx``) and gets ``card.json``: recipe, command, data, seed(s), parameters, accuracy on
@@ -50,8 +51,9 @@ def selection_score(eval_sets: dict) -> float | None:
 
 
 def command(results: dict) -> str:
-    recipe = "experiment=robust " if results.get("recipe") == "robust" else ""
-    return f"python train.py {recipe}model={results['model']} seed={results['seed']}"
+    recipe = results.get("recipe", "study")
+    experiment = "" if recipe == "study" else f"experiment={recipe} "
+    return f"python train.py {experiment}model={results['model']} seed={results['seed']}"
 
 
 def _network(run_dir: Path):
@@ -132,8 +134,9 @@ def bundle_ensemble(run_dirs: list[Path], name: str) -> Path:
     return _export(net, hparams, name, card)
 
 
-def best_robust(root: Path) -> tuple[str, float, list[Path]]:
-    """(model, mean selection score over its seeds, its runs with seed 0 first) of the best robust network.
+def best_robust(*roots: Path) -> tuple[str, float, list[Path]]:
+    """(``<recipe>/<model>``, mean selection score over its seeds, its runs with seed 0 first) of
+    the best network trained by a recipe other than the study's (``robust``, ``robust_files``).
 
     The one-standard-error rule (Hastie, Tibshirani & Friedman, ESL §7.10): the best mean sets
     the bar, and of the networks whose mean comes within one standard error (over seeds) of it,
@@ -143,9 +146,9 @@ def best_robust(root: Path) -> tuple[str, float, list[Path]]:
     the standard error was 0.05).
     """
     by_model: dict[str, list] = {}
-    for r in load_runs(root):
-        if r.get("recipe") == "robust" and r.get("kind") == "network":
-            by_model.setdefault(r["model"], []).append(r)
+    for r in (r for root in roots for r in load_runs(root)):
+        if r.get("recipe", "study") != "study" and r.get("kind") == "network":
+            by_model.setdefault(f"{r['recipe']}/{r['model']}", []).append(r)
     scored = []
     for model, runs in by_model.items():
         runs = sorted(runs, key=lambda r: r["seed"])
@@ -155,7 +158,8 @@ def best_robust(root: Path) -> tuple[str, float, list[Path]]:
             scored.append(_Candidate(float(np.mean(scores)), se, runs[0].get("num_params") or 0, model,
                                      [Path(r["_dir"]) for r in runs]))
     if not scored:
-        raise UserError(f"No robust-recipe network runs with seed 0 and real-handwriting scores under {root}.")
+        raise UserError(f"No robust-recipe network runs with seed 0 and real-handwriting scores under "
+                        f"{', '.join(map(str, roots))}.")
     top = max(scored, key=lambda c: c.mean)
     within = [c for c in scored if c.mean >= top.mean - top.se]
     best = min(within, key=lambda c: (c.params, -c.mean))
@@ -166,14 +170,15 @@ class _Candidate(NamedTuple):
     mean: float  # selection score, mean over seeds
     se: float  # its standard error over seeds (0 for one seed)
     params: int
-    model: str
+    model: str  # <recipe>/<model>
     run_dirs: list[Path]  # its runs, seed 0 first
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m mnist_gen.cli.bundle", description=__doc__.split("\n\n")[0])
     p.add_argument("--study", metavar="DIR", help="folder holding <model>/seed0 study-recipe runs")
-    p.add_argument("--robust", metavar="DIR", help="folder of robust-recipe runs; the best one becomes the default")
+    p.add_argument("--robust", metavar="DIR", nargs="+",
+                   help="folder(s) of robust-recipe runs (any robust recipe); the best network becomes the default")
     return p
 
 
@@ -191,17 +196,17 @@ def run(argv=None) -> int:
             print(f"bundled {bundle_run(run_dir, f'study/{model}')}")
             models.add(f"study/{model}")
     if args.robust:
-        model, score, run_dirs = best_robust(Path(args.robust))
-        out = bundle_run(run_dirs[0], f"robust/{model}")
+        model, score, run_dirs = best_robust(*map(Path, args.robust))
+        out = bundle_run(run_dirs[0], model)
         print(f"bundled {out} (best for real handwriting: {100 * score:.2f} % mean on {', '.join(SELECTION_SETS)})")
-        models.add(f"robust/{model}")
+        models.add(model)
         if len(run_dirs) > 1:  # the default: every seed of the best network, answering together
-            out = bundle_ensemble(run_dirs, f"robust/{model}_seeds")
+            out = bundle_ensemble(run_dirs, f"{model}_seeds")
             print(f"bundled {out} (its {len(run_dirs)} seeds as one ensemble; the default)")
-            models.add(f"robust/{model}_seeds")
-            index["default"] = f"robust/{model}_seeds"
+            models.add(f"{model}_seeds")
+            index["default"] = f"{model}_seeds"
         else:
-            index["default"] = f"robust/{model}"
+            index["default"] = model
     index["models"] = sorted(models)
     write_json(BUNDLE_DIR / "index.json", index)
     return 0

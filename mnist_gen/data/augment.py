@@ -305,9 +305,11 @@ def _opts(cfg: Mapping, key: str) -> dict | None:
     return dict(node) if node else None
 
 
-#: Applied by the DataModule to whole training digits before the ops above: it needs each
-#: digit's label (``mnist_gen/data/styles.py``).
-DATA_OPS = ("styles",)
+#: Applied by the DataModule to whole training digits before the ops above, as copies made
+#: once for the whole training set: the styles MNIST lacks (they need each digit's label,
+#: ``mnist_gen/data/styles.py``) and the pipeline's reading of each digit filed small
+#: (``mnist_gen/data/refiled.py``). Options: ``p``, the share swapped in per epoch.
+DATA_OPS = ("styles", "refiled")
 
 
 def is_identity(cfg: Mapping | None) -> bool:

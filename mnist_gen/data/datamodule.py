@@ -40,14 +40,14 @@ class EpochChunks:
     """
 
     def __init__(self, x, y, batch_size, steps_per_call, shuffle, seed, epoch_fn, rank=0, world_size=1, augment=None,
-                 styles=None, mean: float | None = None, std: float | None = None):
+                 swaps=(), mean: float | None = None, std: float | None = None):
         self.x, self.y = x, y  # x: uint8 digits (normalised per chunk with mean/std), or ready floats
         self.mean, self.std = mean, std
         self.batch_size, self.steps_per_call = batch_size, steps_per_call
         self.shuffle, self.seed, self.epoch_fn = shuffle, seed, epoch_fn
         self.rank, self.world_size = rank, world_size
         self.augment = augment
-        self.styles = styles  # StyledCopies or None
+        self.swaps = tuple(swaps)  # SwappedCopies, applied in order
 
     def _n_local(self) -> int:
         return len(range(self.rank, len(self.y), self.world_size))
@@ -71,8 +71,8 @@ class EpochChunks:
         for chunk, start in enumerate(range(0, len(idx), step)):
             sel = idx[start : start + step]
             x = self.x.index_select(0, sel)
-            if self.styles is not None:
-                x = self.styles.swap_in(x, sel, (self.seed, epoch, self.rank, chunk))
+            for swap in self.swaps:
+                x = swap.swap_in(x, sel, (self.seed, epoch, self.rank, chunk))
             if x.dtype == torch.uint8:
                 x = normalize(x, self.mean, self.std)
             if self.augment is not None:
@@ -98,32 +98,31 @@ class StackedEpochChunks:
             yield torch.stack([x for x, _ in parts]), torch.stack([y for _, y in parts])
 
 
-class StyledCopies:
-    """Styled copies of the training digits (``mnist_gen/data/styles.py``), swapped in per chunk.
+class SwappedCopies:
+    """Other versions of the training digits, swapped in per chunk: the styles MNIST lacks
+    (``mnist_gen/data/styles.py``) or the pipeline's reading of each digit filed small
+    (``mnist_gen/data/refiled.py``).
 
-    With probability ``p`` a digit that has a styled copy is replaced by it, drawn from a
-    generator seeded by (seed, epoch, rank, chunk) like the augmentation: resumable.
-    Swapped on the uint8 digits, before normalisation.
+    With probability ``p`` a digit that has a copy (``ok``) is replaced by it, drawn from a
+    generator seeded by (seed, epoch, rank, chunk) and ``stream`` (one per kind of copy, apart
+    from the augmentation's): resumable. Swapped on the uint8 digits, before normalisation.
     """
 
-    def __init__(self, x_train: np.ndarray, y_train: np.ndarray, p: float, device):
-        from mnist_gen.data.styles import style_digits
-
-        styled, ok = style_digits(x_train, y_train)
-        self.styled = torch.as_tensor(styled).to(device)
+    def __init__(self, copies: np.ndarray, ok: np.ndarray, p: float, device, stream: int):
+        self.copies = torch.as_tensor(copies).to(device)
         self.ok = torch.as_tensor(ok).to(device)
-        self.p = float(p)
+        self.p, self.stream = float(p), int(stream)
 
     def swap_in(self, x: torch.Tensor, sel: torch.Tensor, key: tuple[int, ...]) -> torch.Tensor:
         from mnist_gen.data.augment import seed_for
 
         g = torch.Generator(device=x.device)
-        g.manual_seed(seed_for(*key, 1))  # 1: a stream apart from the augmentation's
+        g.manual_seed(seed_for(*key, self.stream))
         use = self.ok.index_select(0, sel) & (torch.rand(len(sel), generator=g, device=x.device) < self.p)
         if not use.any():
             return x
         rows = use.nonzero()[:, 0]
-        return x.index_put((rows,), self.styled.index_select(0, sel[rows]))
+        return x.index_put((rows,), self.copies.index_select(0, sel[rows]))
 
 
 class DigitDataModule(L.LightningDataModule):
@@ -188,8 +187,20 @@ class DigitDataModule(L.LightningDataModule):
         self.y_train = torch.as_tensor(split.y_train).to(device)
         self.x_val = torch.as_tensor(split.x_val).to(device)
         self.y_val = torch.as_tensor(split.y_val).to(device)
-        styles = (self.augment or {}).get("styles")
-        self.styles = StyledCopies(split.x_train, split.y_train, styles["p"], device) if styles else None
+        self.swaps = self._swaps(split, device)
+
+    def _swaps(self, split: Split, device) -> list[SwappedCopies]:
+        """The ``augment`` config's data ops (styles, then refiled digits), each its own stream."""
+        out = []
+        if styles := (self.augment or {}).get("styles"):
+            from mnist_gen.data.styles import style_digits
+
+            out.append(SwappedCopies(*style_digits(split.x_train, split.y_train), styles["p"], device, stream=1))
+        if refiled := (self.augment or {}).get("refiled"):
+            from mnist_gen.data.refiled import cached_refiled
+
+            out.append(SwappedCopies(*cached_refiled(split.x_train, self.data_dir), refiled["p"], device, stream=2))
+        return out
 
     def _epoch(self) -> int:
         return self.trainer.current_epoch if self.trainer is not None else 0
@@ -208,7 +219,7 @@ class DigitDataModule(L.LightningDataModule):
 
         def chunks(seed: int) -> EpochChunks:
             return EpochChunks(self.x_train, self.y_train, self.batch_size, steps, shuffle=True, seed=seed,
-                               epoch_fn=self._epoch, rank=rank, world_size=world, augment=augment, styles=self.styles,
+                               epoch_fn=self._epoch, rank=rank, world_size=world, augment=augment, swaps=self.swaps,
                                mean=self.mean, std=self.std)
 
         if self.seeds is not None:

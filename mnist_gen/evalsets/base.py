@@ -25,11 +25,10 @@ import numpy as np
 
 from mnist_gen import paths
 from mnist_gen.errors import ImageError, UserError
+from mnist_gen.preprocess.pipeline import PIPELINE_VERSION
 
 log = logging.getLogger(__name__)
 
-#: Bump when the pipeline's output changes: cached preprocessed sets are then rebuilt.
-PIPELINE_VERSION = 14  # 8 was a polarity change, reverted: its caches must not be read
 THUMB_SIDE = 96
 
 

@@ -8,7 +8,7 @@ The steps: ``load`` -> ``paper`` -> ``ink`` -> ``normalize``, assembled in ``pip
 from mnist_gen.preprocess.config import MNIST_BOX, MNIST_SIZE, PreprocessConfig, PreprocessResult, as_config
 from mnist_gen.preprocess.load import load_image
 from mnist_gen.preprocess.normalize import normalize_digit
-from mnist_gen.preprocess.pipeline import naive, to_mnist
+from mnist_gen.preprocess.pipeline import PIPELINE_VERSION, naive, to_mnist
 
-__all__ = ["MNIST_BOX", "MNIST_SIZE", "PreprocessConfig", "PreprocessResult", "as_config", "load_image", "naive",
-           "normalize_digit", "to_mnist"]
+__all__ = ["MNIST_BOX", "MNIST_SIZE", "PIPELINE_VERSION", "PreprocessConfig", "PreprocessResult", "as_config",
+           "load_image", "naive", "normalize_digit", "to_mnist"]

@@ -31,6 +31,10 @@ from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to
 from mnist_gen.preprocess.normalize import normalize_digit, resize
 from mnist_gen.preprocess.paper import Paper, find_paper, flatten_illumination, lit_blank
 
+#: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
+#: training digits) are then rebuilt.
+PIPELINE_VERSION = 14  # 8 was a polarity change, reverted: its caches must not be read
+
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Analyse at a fixed scale: fractions in the config then mean the same on any camera,
