@@ -11,8 +11,10 @@ PACKAGE = paths.PACKAGE_DIR
 #: Stages in pipeline order. A module may import its own stage and the ones before it, never later ones.
 LAYERS = [
     {"mnist_gen", "mnist_gen.errors", "mnist_gen.paths", "mnist_gen.io", "mnist_gen.console"},
-    {"mnist_gen.data"},
+    # preprocess first: the one input pipeline is also how training digits are read back from
+    # small files (data/refiled.py), and it needs nothing from data
     {"mnist_gen.preprocess"},
+    {"mnist_gen.data"},
     {"mnist_gen.settings"},
     {"mnist_gen.evalsets"},
     {"mnist_gen.models"},

@@ -177,6 +177,10 @@ class DigitDataModule(L.LightningDataModule):
     # -- Lightning hooks ------------------------------------------------------------------------
     def prepare_data(self):
         load_mnist(self.data_dir, fetch=self.fetch)  # download + verify once, on rank 0
+        if (self.augment or {}).get("refiled"):  # minutes of reading: once, not once per DDP rank
+            from mnist_gen.data.refiled import cached_refiled
+
+            cached_refiled(self.prepare_arrays().x_train, self.data_dir)
 
     def setup(self, stage: str | None = None):
         split = self.prepare_arrays()
