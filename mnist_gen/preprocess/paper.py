@@ -103,7 +103,9 @@ def _otsu(x: np.ndarray, bins: int = 256) -> float:
     lo, hi = float(np.min(x)), float(np.max(x))
     if hi - lo <= 1e-6:  # a flat image (a blank page, to rounding): nothing to split
         return hi
-    hist, edges = np.histogram(x, bins=bins)
+    # float64: a range of a few 1e-6 (a lit blank page with its light taken out) has no 256
+    # distinct bin edges in float32, and numpy refuses to bin it
+    hist, edges = np.histogram(np.asarray(x, np.float64), bins=bins)
     mids = (edges[:-1] + edges[1:]) / 2
     w0 = np.cumsum(hist)
     w1 = w0[-1] - w0
@@ -255,8 +257,9 @@ def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
 
     ``g`` is the (smoothed) image turned to dark ink. The surface is a quadratic: light from one
     side, and falling off towards the corners as a lens's vignetting or a lamp close to the page
-    make it. It is fitted by least squares to the whole image, on a grid of about 128 px. The
-    image is blank when nothing departs from it by more than either
+    make it. It is fitted by least squares to the whole image, on a grid of about 128 px, with
+    pixels at black or white censored (``_censored_fit``: the light may run past the sensor's
+    range; version 15). The image is blank when nothing departs from it by more than either
     * the extreme that its noise reaches somewhere among this many pixels (σ·√(2 ln 2N)); the
       noise's σ from differences between pixels ``3 × smooth_sigma`` apart, where the smoothing
       no longer ties them together (strokes' edges and shading are too few such pairs to move
@@ -274,18 +277,50 @@ def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
     x = np.linspace(-0.5, 0.5, w, dtype=np.float32)
     ys, xs = np.meshgrid(y[::step], x[::step], indexing="ij")
     basis = np.stack([np.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], -1).reshape(-1, 6).astype(np.float64)
-    c = np.linalg.lstsq(basis.T @ basis, basis.T @ g[::step, ::step].ravel().astype(np.float64), rcond=None)[0]
+    c = _censored_fit(basis, g[::step, ::step].ravel().astype(np.float64))
     level = max(float(np.mean(basis @ c)), cfg.min_paper)
     c = c.astype(np.float32)
     # Separable: rows' part + columns' part + the cross term, without six full-size arrays.
     surface = (c[0] + c[2] * y + c[4] * y * y)[:, None] + (c[1] * x + c[3] * x * x)[None, :] + c[5] * np.outer(y, x)
+    # Where the image sits at the sensor's limit the light may run past it: only a surface on the
+    # wrong side of the limit departs from such a pixel.
+    residual = np.abs(g - surface)
+    residual = np.where(g >= 1 - CLIPPED, np.maximum(1 - CLIPPED - surface, 0), residual)
+    residual = np.where(g <= CLIPPED, np.maximum(surface - CLIPPED, 0), residual)
     lag = max(1, int(np.ceil(3 * cfg.smooth_sigma)))  # beyond the smoothing's reach: independent noise
     rows = g[: h - lag : step]  # every step-th row, across and down: the noise is everywhere
     diffs = np.concatenate([(rows[:, lag:] - rows[:, :-lag]).ravel(), (g[lag::step][: len(rows)] - rows).ravel()])
     noise = 1.4826 * float(np.median(np.abs(diffs))) / np.sqrt(2) if diffs.size else 0.0
     noise = max(noise, 1 / (255 * np.sqrt(12)))  # rounding to 8 bits is noise too, where nothing else is
     bound = max(0.5 * cfg.min_contrast * level, np.sqrt(2 * np.log(2 * g.size)) * noise)
-    return float(np.max(np.abs(g - surface))) < bound
+    return float(np.max(residual)) < bound
+
+
+#: Within half an 8-bit level of black or white: the sensor's limit, where light was clipped.
+CLIPPED = 0.5 / 255
+
+
+def _censored_fit(basis: np.ndarray, v: np.ndarray, rounds: int = 20) -> np.ndarray:
+    """Least-squares coefficients of ``basis`` for ``v``, with values at the sensor's limits (0, 1)
+    censored: the light there was at least (at most) that, so the surface may pass beyond them.
+
+    Why: a photo over- or under-exposed towards one side is a plane of light clipped flat; a
+    plain fit bends to the flat part and leaves the ramp beside it as a "digit". Solved by active
+    sets: fit to the unclipped values and to the clipped ones the surface falls short of, until
+    that set stops changing (a few rounds; one plain fit when nothing is clipped).
+    """
+    high, low = v >= 1 - CLIPPED, v <= CLIPPED
+    free = ~(high | low)
+    active = np.ones(v.shape, bool)
+    for _ in range(rounds):
+        b = basis[active]
+        c = np.linalg.lstsq(b.T @ b, b.T @ v[active], rcond=None)[0]
+        s = basis @ c
+        new = free | (high & (s < v)) | (low & (s > v))
+        if np.array_equal(new, active):
+            break
+        active = new
+    return c
 
 
 def _paper_lid(g: np.ndarray, k: int) -> np.ndarray:
