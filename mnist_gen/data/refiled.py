@@ -25,20 +25,22 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mnist_gen.errors import UserError
 from mnist_gen.io import to_json, write_atomic
 from mnist_gen.preprocess import PIPELINE_VERSION, to_mnist
 
 log = logging.getLogger(__name__)
 
-#: The framings, as other collections store digits: ``stretch`` (share of digits whose ink box
-#: is stretched to fill the square, as binary scan sets do; the rest keep their aspect ratio),
-#: ``sizes`` (the stored digit's side in px), ``binary`` (share thresholded to black and white).
-FRAMINGS = {"stretch": 0.5, "sizes": (8, 10, 12, 16), "binary": 0.5, "seed": 0}
+#: The framings' keys (``augment.refiled`` in configs/augment/robust_files.yaml, the one place
+#: for their values): ``stretch`` (share of digits whose ink box is stretched to fill the square;
+#: the rest keep their aspect ratio), ``sizes`` (the stored digit's side in px), ``binary`` (share
+#: thresholded to black and white), ``seed`` (which framing each digit gets).
+FRAMING_KEYS = ("stretch", "sizes", "binary", "seed")
 #: Enough digits per process to outweigh starting it.
 PARALLEL_FROM = 256
 
 
-def render(digit: np.ndarray, rng: np.random.Generator, framings: dict = FRAMINGS) -> np.ndarray:
+def render(digit: np.ndarray, rng: np.random.Generator, framings: dict) -> np.ndarray:
     """A 28×28 MNIST digit (white ink on black) -> a small grey file image (dark ink on white
     paper), stretched or kept in aspect, at one of ``sizes`` px, maybe black and white."""
     m = digit > 0
@@ -68,7 +70,7 @@ def _read(args) -> tuple[np.ndarray, bool]:
     return np.asarray(res.digit, np.uint8), True
 
 
-def refile_digits(images: np.ndarray, framings: dict = FRAMINGS, jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def refile_digits(images: np.ndarray, framings: dict, jobs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(the pipeline's readings uint8 (N, 28, 28), bool (N,) where it found a digit).
 
     Digit ``i``'s framing is drawn from ``(framings["seed"], i)``, so the result does not depend
@@ -90,10 +92,13 @@ def refile_digits(images: np.ndarray, framings: dict = FRAMINGS, jobs: int | Non
     return np.stack([d for d, _ in out]), np.array([ok for _, ok in out], bool)
 
 
-def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: dict = FRAMINGS) -> tuple[np.ndarray, np.ndarray]:
+def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: dict) -> tuple[np.ndarray, np.ndarray]:
     """``refile_digits(images)``, stored under ``<data_dir>/cache/refiled/`` and reused while the
     digits, the framings and the pipeline are unchanged. A cache that cannot be read or written
     is rebuilt or skipped with a warning: training goes on either way."""
+    if missing := [k for k in FRAMING_KEYS if k not in framings]:
+        raise UserError(f"augment.refiled needs {', '.join(missing)} (see configs/augment/robust_files.yaml).")
+    framings = {k: framings[k] for k in FRAMING_KEYS}  # the share swapped in (p) is not the readings'
     key = {"v": PIPELINE_VERSION, "framings": framings,
            "digits": hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()}
     digest = hashlib.sha256(to_json(key, None).encode()).hexdigest()[:16]
