@@ -728,6 +728,16 @@ def test_any_array_gives_digit_or_explicit_no_digit(a):
         assert res.digit.shape == (28, 28) and res.digit.dtype == np.uint8 and res.reason is None
 
 
+def test_a_one_pixel_wide_array_is_an_image():
+    # A thin 1 cropped tight and stored at 8 px is 8×1; squeezing the array made it 1-D and
+    # "not a 2-D image" (found reading MNIST's training digits filed small, data/refiled.py).
+    one = np.array([[116], [106], [88], [88], [108], [116], [116], [107]], np.uint8)
+    for a in (one, one.T, one[None], one[None, None], one[..., None]):
+        res = to_mnist(a)
+        assert res.digit is not None, (a.shape, res.reason)
+    assert to_mnist(np.zeros((8, 1), np.uint8)).digit is None  # all ink, no paper: nothing to tell apart
+
+
 @settings(max_examples=25, deadline=None)
 @given(st.integers(4, 60), st.integers(4, 60), st.integers(0, 2**31 - 1))
 def test_random_blobs_are_box_fitted_and_centred(h, w, seed):

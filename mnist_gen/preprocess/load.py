@@ -118,7 +118,8 @@ def array_to_gray(a) -> np.ndarray:
     a = np.asarray(a)
     if a.dtype.kind not in "biuf":
         raise NoDigit(f"an array of dtype {a.dtype} is not an image")
-    a = np.squeeze(a)
+    while a.ndim > 2 and a.shape[0] == 1:  # batch and single-channel axes in front; never the image's
+        a = a[0]  # own: a thin 1 cropped tight at 8 px is 8×1, and squeezing made it 1-D
     if a.ndim == 3 and a.shape[0] in (1, 2, 3, 4) and a.shape[-1] not in (1, 2, 3, 4):
         a = np.moveaxis(a, 0, -1)  # channels-first (torch layout)
     if a.ndim == 3 and a.shape[-1] in (1, 2, 3, 4):
