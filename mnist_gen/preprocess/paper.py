@@ -252,6 +252,10 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     return Paper(coef, scale, dark_ink)
 
 
+#: Within half an 8-bit level of black or white: the sensor's limit, where light was clipped.
+CLIPPED = 0.5 / 255
+
+
 def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
     """One smooth surface explains the whole image to within its noise: a blank page, however lit.
 
@@ -277,16 +281,19 @@ def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
     x = np.linspace(-0.5, 0.5, w, dtype=np.float32)
     ys, xs = np.meshgrid(y[::step], x[::step], indexing="ij")
     basis = np.stack([np.ones_like(xs), xs, ys, xs * xs, ys * ys, xs * ys], -1).reshape(-1, 6).astype(np.float64)
-    c = _censored_fit(basis, g[::step, ::step].ravel().astype(np.float64))
+    high, low = g >= 1 - CLIPPED, g <= CLIPPED  # at the sensor's limit: the light may run past it
+    c = _censored_fit(basis, g[::step, ::step].ravel().astype(np.float64), high[::step, ::step].ravel(),
+                      low[::step, ::step].ravel())
     level = max(float(np.mean(basis @ c)), cfg.min_paper)
     c = c.astype(np.float32)
     # Separable: rows' part + columns' part + the cross term, without six full-size arrays.
     surface = (c[0] + c[2] * y + c[4] * y * y)[:, None] + (c[1] * x + c[3] * x * x)[None, :] + c[5] * np.outer(y, x)
-    # Where the image sits at the sensor's limit the light may run past it: only a surface on the
-    # wrong side of the limit departs from such a pixel.
+    # Only a surface on the wrong side of the limit departs from a clipped pixel.
     residual = np.abs(g - surface)
-    residual = np.where(g >= 1 - CLIPPED, np.maximum(1 - CLIPPED - surface, 0), residual)
-    residual = np.where(g <= CLIPPED, np.maximum(surface - CLIPPED, 0), residual)
+    if high.any():
+        residual = np.where(high, np.maximum(1 - CLIPPED - surface, 0), residual)
+    if low.any():
+        residual = np.where(low, np.maximum(surface - CLIPPED, 0), residual)
     noise = max(smoothed_noise(g, step, cfg), 1 / (255 * np.sqrt(12)))  # 8-bit rounding is noise too
     bound = max(0.5 * cfg.min_contrast * level, np.sqrt(2 * np.log(2 * g.size)) * noise)
     return float(np.max(residual)) < bound
@@ -308,20 +315,16 @@ def smoothed_noise(g: np.ndarray, step: int, cfg: PreprocessConfig) -> float:
     return float(np.quantile(np.abs(diffs), 0.25)) / (0.3186 * np.sqrt(2)) if diffs.size else 0.0
 
 
-#: Within half an 8-bit level of black or white: the sensor's limit, where light was clipped.
-CLIPPED = 0.5 / 255
-
-
-def _censored_fit(basis: np.ndarray, v: np.ndarray, rounds: int = 20) -> np.ndarray:
-    """Least-squares coefficients of ``basis`` for ``v``, with values at the sensor's limits (0, 1)
-    censored: the light there was at least (at most) that, so the surface may pass beyond them.
+def _censored_fit(basis: np.ndarray, v: np.ndarray, high: np.ndarray, low: np.ndarray, rounds: int = 20) -> np.ndarray:
+    """Least-squares coefficients of ``basis`` for ``v``, with the values at the sensor's limits
+    censored (``high``: at white, ``low``: at black): the light there was at least (at most) that,
+    so the surface may pass beyond them.
 
     Why: a photo over- or under-exposed towards one side is a plane of light clipped flat; a
     plain fit bends to the flat part and leaves the ramp beside it as a "digit". Solved by active
     sets: fit to the unclipped values and to the clipped ones the surface falls short of, until
     that set stops changing (a few rounds; one plain fit when nothing is clipped).
     """
-    high, low = v >= 1 - CLIPPED, v <= CLIPPED
     free = ~(high | low)
     active = np.ones(v.shape, bool)
     for _ in range(rounds):
