@@ -37,23 +37,6 @@ def test_render_files_the_digit_small_dark_on_light(digits):
     assert ink[0].any() and ink[-1].any() and ink[:, 0].any() and ink[:, -1].any()
 
 
-def test_a_bold_pen_widens_the_ink_and_leaves_the_other_framings_as_they_were(digits):
-    x, _ = digits
-    plain = {**FRAMINGS, "bold": 0.0}
-    bold = {**FRAMINGS, "bold": 1.0, "binary": 1.0}
-    wider = 0
-    for i in range(40):
-        a = render(x[i], np.random.default_rng([0, i]), FRAMINGS)
-        assert np.array_equal(a, render(x[i], np.random.default_rng([0, i]), plain))  # 0 is absent
-        b = render(x[i], np.random.default_rng([0, i]), {**FRAMINGS, "binary": 1.0})
-        c = render(x[i], np.random.default_rng([0, i]), bold)
-        assert max(c.shape) == max(b.shape)  # same size drawn: the pen is drawn after the others
-        wider += (c < 128).mean() > (b < 128).mean()
-    assert wider >= 36  # more of the box is ink (a stretched slab may already be all ink)
-    assert len({refiled.cache_key(x[:5], plain), refiled.cache_key(x[:5], FRAMINGS)}) == 1
-    assert refiled.cache_key(x[:5], bold) != refiled.cache_key(x[:5], FRAMINGS)
-
-
 def test_readings_are_the_pipelines_and_do_not_depend_on_the_processes(digits):
     from mnist_gen.preprocess import to_mnist
 

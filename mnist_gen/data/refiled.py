@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage as ndi
 
 from mnist_gen.errors import UserError
 from mnist_gen.io import to_json, write_atomic
@@ -35,37 +34,29 @@ log = logging.getLogger(__name__)
 #: The framings' keys (``augment.refiled`` in configs/augment/robust_files.yaml, the one place
 #: for their values): ``stretch`` (share of digits whose ink box is stretched to fill the square;
 #: the rest keep their aspect ratio), ``sizes`` (the stored digit's side in px), ``binary`` (share
-#: thresholded to black and white), ``seed`` (which framing each digit gets); optional ``bold``
-#: (share whose pen is widened first: a felt-tip or marker in a small box; absent is 0, the
-#: framings before it, drawn after the others so that those stay as they were).
+#: thresholded to black and white), ``seed`` (which framing each digit gets).
 FRAMING_KEYS = ("stretch", "sizes", "binary", "seed")
-OPTIONAL_KEYS = ("bold",)
 #: Enough digits per process to outweigh starting it.
 PARALLEL_FROM = 256
 
 
 def render(digit: np.ndarray, rng: np.random.Generator, framings: dict) -> np.ndarray:
     """A 28×28 MNIST digit (white ink on black) -> a small grey file image (dark ink on white
-    paper), stretched or kept in aspect, at one of ``sizes`` px, maybe black and white, maybe
-    written with a wider pen (one or two 3×3 grey dilations at 28 px: MNIST's ~2.5 px pen
-    becomes ~4.5 or ~6.5 px)."""
-    if not (digit > 0).any():
+    paper), stretched or kept in aspect, at one of ``sizes`` px, maybe black and white."""
+    m = digit > 0
+    if not m.any():
         return np.full((8, 8), 255, np.uint8)
-    side = int(rng.choice(framings["sizes"]))
-    stretch = rng.random() < framings["stretch"]
-    binary = rng.random() < framings["binary"]
-    if framings.get("bold") and rng.random() < framings["bold"]:
-        digit = ndi.grey_dilation(digit, size=(3, 3) if rng.random() < 0.5 else (5, 5))
-    ys, xs = np.nonzero(digit > 0)
+    ys, xs = np.nonzero(m)
     crop = digit[ys.min() : ys.max() + 1, xs.min() : xs.max() + 1]
-    if stretch:
+    side = int(rng.choice(framings["sizes"]))
+    if rng.random() < framings["stretch"]:
         shape = (side, side)  # the ink box fills the square: no margin, aspect lost
     else:
         h, w = crop.shape
         k = side / max(h, w)
         shape = (max(1, round(h * k)), max(1, round(w * k)))
     small = np.asarray(Image.fromarray(crop).resize(shape[::-1], Image.Resampling.BOX), np.float32)
-    if binary:
+    if rng.random() < framings["binary"]:
         small = np.where(small >= 0.5 * max(float(small.max()), 1.0), 255.0, 0.0)
     return (255 - np.round(small)).astype(np.uint8)
 
@@ -101,22 +92,17 @@ def refile_digits(images: np.ndarray, framings: dict, jobs: int | None = None) -
     return np.stack([d for d, _ in out]), np.array([ok for _, ok in out], bool)
 
 
-def cache_key(images: np.ndarray, framings: dict) -> str:
-    """The readings' key: the digits, the framings (not the share swapped in, ``p``; an optional
-    key at 0 as if absent) and ``PIPELINE_VERSION``."""
-    framings = {k: framings[k] for k in FRAMING_KEYS} | {k: framings[k] for k in OPTIONAL_KEYS if framings.get(k)}
-    key = {"v": PIPELINE_VERSION, "framings": framings,
-           "digits": hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()}
-    return hashlib.sha256(to_json(key, None).encode()).hexdigest()[:16]
-
-
 def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: dict) -> tuple[np.ndarray, np.ndarray]:
     """``refile_digits(images)``, stored under ``<data_dir>/cache/refiled/`` and reused while the
     digits, the framings and the pipeline are unchanged. A cache that cannot be read or written
     is rebuilt or skipped with a warning: training goes on either way."""
     if missing := [k for k in FRAMING_KEYS if k not in framings]:
         raise UserError(f"augment.refiled needs {', '.join(missing)} (see configs/augment/robust_files.yaml).")
-    path = Path(data_dir) / "cache" / "refiled" / f"refiled-{cache_key(images, framings)}.npz"
+    framings = {k: framings[k] for k in FRAMING_KEYS}  # the share swapped in (p) is not the readings'
+    key = {"v": PIPELINE_VERSION, "framings": framings,
+           "digits": hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()}
+    digest = hashlib.sha256(to_json(key, None).encode()).hexdigest()[:16]
+    path = Path(data_dir) / "cache" / "refiled" / f"refiled-{digest}.npz"
     if path.exists():
         try:
             with np.load(path) as z:
