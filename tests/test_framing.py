@@ -57,6 +57,23 @@ def test_each_framing_renders_what_it_names():
     assert ((rows < paper - 5) & (rows > pen + 20)).any()  # lighter than the pen
     lit = out["uneven_photo"]
     assert 40 <= max(lit.shape) <= 160 and abs(lit.shape[0] / lit.shape[1] - h / w) < 0.1  # the tight crop, enlarged
+    assert set(np.unique(out["bold_bin16"])) <= {0, 255} and out["bold_bin16"].shape == (16, 16)
+    assert max(out["bold_px16"].shape) == 16
+
+
+def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():
+    from mnist_gen.evalsets.framing import _in_bold_pen
+    from mnist_gen.preprocess.normalize import stroke_width
+
+    g, box = _digit()  # pen 9 px in a 80 px tall 7: 11 %
+    for seed in range(5):
+        bold, _ = _in_bold_pen(g, box, np.random.default_rng(seed))
+        pen = stroke_width(bold < 128) / 40  # of the digit's height before the pen grew (enlarged to 40 px)
+        assert 0.15 < pen < 0.28, pen  # 18-26 %, within the width estimate's error at the 7's corners
+    thick = np.full((120, 100), 230, np.uint8)
+    thick[20:100, 35:65] = 20  # a 1 whose pen is already 30 px of 80
+    bold, _ = _in_bold_pen(thick, (20, 35, 100, 65), np.random.default_rng(0))
+    assert abs((bold < 128).sum() / (15 * 40) - 1) < 0.1  # left as it was, enlarged to 40 px tall: 15 × 40 px
 
 
 def test_the_later_checks_stay_out_of_the_framing_table():
