@@ -59,6 +59,11 @@ def test_each_framing_renders_what_it_names():
     assert 40 <= max(lit.shape) <= 160 and abs(lit.shape[0] / lit.shape[1] - h / w) < 0.1  # the tight crop, enlarged
     assert set(np.unique(out["bold_bin16"])) <= {0, 255} and out["bold_bin16"].shape == (16, 16)
     assert max(out["bold_px16"].shape) == 16
+    boxed = out["boxed"].astype(float)
+    paper, k = np.median(boxed), max(1, boxed.shape[0] // 5)
+    for lines in (np.median(boxed, axis=1), np.median(boxed, axis=0)):  # the box: a dark line all across
+        assert (lines[:k] < paper - 15).any() and (lines[-k:] < paper - 15).any()  # near each border
+        assert not (lines[k:-k] < paper - 15).any()  # and none through the digit
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():

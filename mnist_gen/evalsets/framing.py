@@ -24,14 +24,15 @@ user's file. Each variant changes one thing about how the digit is framed or sto
 ``bold_bin16``      written with a wider pen (18–26 % of the digit's height; MNIST's ~13 %),
                     then as ``stretch_bin16``
 ``bold_px16``       the same pen, then as ``px16`` (grey, aspect kept)
+``boxed``           written in a printed box, as on a form, cropped at the box or just outside it
 ==================  ==========================================================================
 
-The last seven are checks added later, several changes at once (on the photos they found
+The last eight are checks added later, several changes at once (on the photos they found
 broken digits in tight crops losing their body to a detached piece, and rules joining the
 digit in crops of squared paper; the broken MNIST digits and the registered squared-paper
-and side-lit sets were only scored; the bold pens were added when scratch renderings of
-thickened digits dropped the default to 81–88 %): ``check_<source>_<variant>`` (``CHECKS``),
-kept out of the framing table and of the choice of the default model.
+and side-lit sets were only scored; the bold pens and the form boxes were added after scratch
+renderings of such digits dropped the default to 81–88 % and 82–83 %): ``check_<source>_<variant>``
+(``CHECKS``), kept out of the framing table and of the choice of the default model.
 
 Every variant also exists inverted (``_inv``: light ink on dark). Set names are
 ``<source>_<variant>[_inv]`` (``photos_tight0``, ``usps_native_inv``, ...); ``eval_sets``
@@ -61,17 +62,17 @@ log = logging.getLogger(__name__)
 FRAMING_VERSION = 1
 VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
             "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1", "squared",
-            "uneven_photo", "bold_bin16", "bold_px16")  # append only: the index seeds the files
+            "uneven_photo", "bold_bin16", "bold_px16", "boxed")  # append only: the index seeds the files
 SOURCES = {  # source -> (variants rendered for it, what it is)
     "photos": (VARIANTS[1:11], "the study's 29 photos"),
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
     "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
     "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
 }
-CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared"),
-          "usps": ("squared", "uneven_photo", "bold_bin16", "bold_px16"),
-          "uci": ("squared", "uneven_photo", "bold_bin16", "bold_px16"),
-          "mnist": ("broken1", "squared", "uneven_photo", "bold_bin16", "bold_px16")}  # source -> later checks
+CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared", "boxed"),
+          "usps": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed"),
+          "uci": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed"),
+          "mnist": ("broken1", "squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed")}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
 MNIST_CONTROL = 2000
 
@@ -230,6 +231,30 @@ def _in_bold_pen(g: np.ndarray, box, rng) -> tuple[np.ndarray, tuple]:
     return c, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
 
 
+def _in_form_box(g: np.ndarray, box, rng) -> np.ndarray:
+    """Written in a printed box, as on a form: the digit (a small one enlarged to 50–100 px
+    first) off-centre inside a square 1.15–1.5 × its longer side, drawn 1–4 % of that wide and
+    30–100 % as dark as the pen; cropped at the box or with up to an eighth of it outside."""
+    c = _crop(g, box, 0)
+    t = _ink_share(_enlarged(c, max(1.0, rng.uniform(50, 100) / max(c.shape))))
+    h, w = t.shape
+    side = int(max(h, w) * rng.uniform(1.15, 1.5))
+    lw = max(1, int(side * rng.uniform(0.01, 0.04)))
+    n = side + 2 * lw
+    digit = np.zeros((n, n), np.float32)
+    y = int(np.clip((n - h) // 2 + rng.integers(-(side - h) // 4 - 1, (side - h) // 4 + 1), lw, n - lw - h))
+    x = int(np.clip((n - w) // 2 + rng.integers(-(side - w) // 4 - 1, (side - w) // 4 + 1), lw, n - lw - w))
+    digit[y : y + h, x : x + w] = t
+    frame = np.zeros_like(digit)
+    frame[:lw], frame[-lw:], frame[:, :lw], frame[:, -lw:] = 1, 1, 1, 1
+    outside = int(rng.integers(0, max(1, side // 8)))
+    digit, frame = np.pad(digit, outside), np.pad(frame, outside)
+    paper = rng.uniform(180, 240)
+    pen = paper * rng.uniform(0.5, 0.8)
+    level = paper - np.maximum(digit * pen, frame * rng.uniform(0.3, 1.0) * pen)
+    return np.clip(np.round(level + rng.normal(0, 2.0, level.shape)), 0, 255).astype(np.uint8)
+
+
 def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG')."""
     height = box[2] - box[0]
@@ -263,6 +288,8 @@ def render(g: np.ndarray, box, variant: str, rng) -> tuple[np.ndarray, str]:
         return _on_squared_paper(g, box, rng), "PNG"
     if variant in ("bold_bin16", "bold_px16"):
         return render(*_in_bold_pen(g, box, rng), "stretch_bin16" if variant == "bold_bin16" else "px16", rng)
+    if variant == "boxed":
+        return _in_form_box(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = _crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
