@@ -2,7 +2,7 @@
 
 One pipeline for every input: ``to_mnist`` is what ``predict.py``, the demo and every
 evaluation set (photos, scans, arrays) go through, so the tables report what users get.
-The steps: ``load`` -> ``paper`` -> ``ink`` -> ``normalize``, assembled in ``pipeline``.
+The steps: ``load`` -> ``formbox`` -> ``paper`` -> ``ink`` -> ``normalize``, assembled in ``pipeline``.
 """
 
 from mnist_gen.preprocess.config import MNIST_BOX, MNIST_SIZE, PreprocessConfig, PreprocessResult, as_config

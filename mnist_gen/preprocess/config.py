@@ -45,6 +45,9 @@ class PreprocessConfig:
     line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink,
     line_faint: float = 0.5  # or when they cross the image and are at most this × as dark as its strokes
     line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on
+    form_box_depth: float = 0.25  # a form's printed box is looked for this far in from each border (0: never)
+    form_line_cover: float = 0.6  # its line covers this much of the image's middle 80 % along the border
+    form_line_max: float = 0.06  # and is at most this × the image side wide (a digit's own stroke is wider)
     speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
     max_loops: int = 3  # a digit has at most two loops (8); a tangle with more is noise or texture

@@ -10,6 +10,7 @@ step below is a small function whose docstring says why it exists. ``naive`` kee
 study's method for the before/after comparison.
 
 The steps live in small modules named for what they do: ``load`` (file or array -> grey),
+``formbox`` (a form's printed box around the digit: what is inside it is read),
 ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
 lines, which marks are the digit), ``normalize`` (MNIST's box and centring). Every tunable is
 a field of ``PreprocessConfig`` (``config``).
@@ -26,6 +27,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.errors import ImageError
 from mnist_gen.preprocess.config import NoDigit, PreprocessConfig, PreprocessResult, as_config
+from mnist_gen.preprocess.formbox import inside_printed_box
 from mnist_gen.preprocess.ink import choose_digit, crop_to_digit, find_lines, threshold_soft
 from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to_gray
 from mnist_gen.preprocess.normalize import normalize_digit, resize
@@ -33,7 +35,7 @@ from mnist_gen.preprocess.paper import Paper, find_paper, flatten_illumination, 
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 16  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 17  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -78,26 +80,42 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = as_gray(image, cfg)
         if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
-        paper = find_paper(gray, cfg)
-        work = to_work_size(gray, cfg)
-        views["input"] = as_u8(work)
-        try:
-            digit = _read_digit(work, paper, cfg, views)
-        except NoDigit as first:
-            dark_ink = _second_reading(first, paper)
-            if dark_ink is None:
-                raise
-            other: dict[str, np.ndarray] = {"input": views["input"]}
+        box = inside_printed_box(gray, cfg)
+        digit = None
+        if box is not None:
             try:
-                digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other)
-            except NoDigit:
-                raise first from None  # the first reading's reason and views stand
-            views = other
+                digit = _read_gray(gray[box], cfg, views)
+            except NoDigit:  # the "box" was the digit's own outline (a square 0 cropped tight)
+                views = {}
+        if digit is None:
+            digit = _read_gray(gray, cfg, views)
     except NoDigit as e:
         msg = str(e)
         return PreprocessResult(None, msg[0].upper() + msg[1:] + ".", views)
     views["digit"] = digit
     return PreprocessResult(digit, None, views)
+
+
+def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict) -> np.ndarray:
+    """Grey image → the 28×28 digit: the paper found, read once, and again when
+    ``_second_reading`` says so; raises ``NoDigit`` with the first reading's reason."""
+    paper = find_paper(gray, cfg)
+    work = to_work_size(gray, cfg)
+    views["input"] = as_u8(work)
+    try:
+        return _read_digit(work, paper, cfg, views)
+    except NoDigit as first:
+        dark_ink = _second_reading(first, paper)
+        if dark_ink is None:
+            raise
+        other: dict[str, np.ndarray] = {"input": views["input"]}
+        try:
+            digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other)
+        except NoDigit:
+            raise first from None  # the first reading's reason and views stand
+        views.clear()
+        views.update(other)
+        return digit
 
 
 def _second_reading(first: NoDigit, paper: Paper) -> bool | None:
