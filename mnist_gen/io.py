@@ -3,7 +3,7 @@
 Every file the project creates goes through ``write_atomic`` (a temp file in the destination
 folder, flushed to disk, then ``os.replace``): a run killed half-way never leaves a truncated
 PNG, JSON or checkpoint that a later ``evaluate.py`` would trust, and no ``*.tmp`` stays
-behind. Files are created with the process's umask, like any other file (not ``mkstemp``'s 0600).
+behind (after SIGKILL, which nothing can catch, until the run resumes: ``remove_stale_temps``). Files are created with the process's umask, like any other file (not ``mkstemp``'s 0600).
 """
 
 from __future__ import annotations
@@ -43,6 +43,37 @@ def write_atomic(path: str | os.PathLike, data: str | bytes | bytearray | memory
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Delete ``write_atomic``'s temp files in ``folder`` whose writer no longer runs; returns them.
+
+    A process killed with SIGKILL in the middle of a write cannot remove its temp file (the
+    file it was replacing is intact: that is the point of the temp). A run resumed in the same
+    folder sweeps them, so none stays. A temp of a live process (another job writing there) is left.
+    """
+    removed = []
+    for tmp in Path(folder).glob(".*.tmp"):
+        parts = tmp.name.split(".")  # "", name..., pid, random hex, "tmp"
+        try:
+            pid = int(parts[-3])
+        except (ValueError, IndexError):
+            continue
+        if pid == os.getpid() or _running(pid):
+            continue
+        tmp.unlink(missing_ok=True)
+        removed.append(tmp)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, under another user
+    return True
 
 
 def save_torch(obj, path: str | os.PathLike) -> Path:

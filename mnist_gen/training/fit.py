@@ -23,7 +23,7 @@ from mnist_gen import paths
 from mnist_gen.data.augment import is_identity
 from mnist_gen.data.datamodule import DigitDataModule
 from mnist_gen.errors import UserError
-from mnist_gen.io import save_torch
+from mnist_gen.io import remove_stale_temps, save_torch
 from mnist_gen.training.callbacks import AtomicCheckpointIO, EpochCSV, EpochLog, read_epoch_csv
 from mnist_gen.training.checks import check_finite_training, check_resume_checkpoint
 
@@ -101,6 +101,9 @@ def _fit(cfg: DictConfig, model, dm: DigitDataModule, ckpt_dir: Path, csv: Epoch
     trainer = L.Trainer(**plain(cfg.trainer), callbacks=callbacks, plugins=[AtomicCheckpointIO()], logger=False,
                         default_root_dir=str(ckpt_dir.parent), enable_model_summary=bar)
     last = ckpt_dir / "last.ckpt"
+    for folder in (ckpt_dir, ckpt_dir.parent):  # temps of a run killed (SIGKILL) mid-write
+        for tmp in remove_stale_temps(folder):
+            log.info("removed %s, left by a killed run", tmp.name)
     resume_from = str(last) if cfg.resume and last.is_file() else None
     if resume_from:
         check_resume_checkpoint(last, model)  # a corrupt or foreign last.ckpt: one sentence, not a traceback
