@@ -27,7 +27,7 @@ def _digit() -> tuple[np.ndarray, tuple]:
 def test_each_framing_renders_what_it_names():
     g, box = _digit()
     rng = np.random.default_rng(0)
-    out = {v: render(g, box, v, np.random.default_rng(0))[0] for v in VARIANTS}
+    out = {v: render(g, box, v, np.random.default_rng(0), [(g, box), (g, box)])[0] for v in VARIANTS}
     h, w = box[2] - box[0], box[3] - box[1]
     assert out["tight0"].shape == (h, w) and out["tight2"].shape == (h + 4, w + 4)
     assert out["tight0"][0].min() < 128 and out["tight0"][:, 0].min() < 128  # strokes touch the frame
@@ -59,6 +59,9 @@ def test_each_framing_renders_what_it_names():
     assert 40 <= max(lit.shape) <= 160 and abs(lit.shape[0] / lit.shape[1] - h / w) < 0.1  # the tight crop, enlarged
     assert set(np.unique(out["bold_bin16"])) <= {0, 255} and out["bold_bin16"].shape == (16, 16)
     assert max(out["bold_px16"].shape) == 16
+    row = out["row"] < 128  # the 7 between two more, a piece of each inside the crop
+    assert row.shape[1] > w and row[:, 0].any() and row[:, -1].any()
+    assert ndi.label(row, structure=np.ones((3, 3)))[1] >= 3  # paper between the pieces and the digit
     boxed = out["boxed"].astype(float)
     paper, k = np.median(boxed), max(1, boxed.shape[0] // 5)
     for lines in (np.median(boxed, axis=1), np.median(boxed, axis=0)):  # the box: a dark line all across
