@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import math
 import os
 import uuid
@@ -113,6 +114,22 @@ def to_json(obj, indent: int | None = 2) -> str:
 
 def write_json(path: str | os.PathLike, obj, indent: int | None = 2) -> Path:
     return write_atomic(path, to_json(obj, indent) + "\n")
+
+
+def key_digest(key) -> str:
+    """16 hex digits naming a cache entry: the sha256 of ``key``'s JSON."""
+    return hashlib.sha256(to_json(key, None).encode()).hexdigest()[:16]
+
+
+def store_npz(path: str | os.PathLike, what: str, **arrays) -> None:
+    """Cache ``arrays`` as a compressed ``.npz`` at ``path`` (atomically). A folder that cannot
+    be written (read-only data) is a warning, not an error: the caller has its arrays anyway."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    try:
+        write_atomic(path, buf.getvalue())
+    except OSError as e:
+        logging.getLogger(__name__).warning("could not cache %s at %s (%s)", what, path, e)
 
 
 def sha256_bytes(data: bytes) -> str:

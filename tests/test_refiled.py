@@ -85,7 +85,9 @@ def test_unwritable_data_folder_still_gives_the_readings(digits, tmp_path, monke
     def read_only(path, data):
         raise PermissionError(13, "Permission denied", str(path))
 
-    monkeypatch.setattr(refiled, "write_atomic", read_only)  # as a read-only folder answers (root ignores modes)
+    import mnist_gen.io
+
+    monkeypatch.setattr(mnist_gen.io, "write_atomic", read_only)  # as a read-only folder answers (root ignores modes)
     x = digits[0][:8]
     with caplog.at_level(logging.WARNING):
         out, ok = cached_refiled(x, tmp_path, FRAMINGS)

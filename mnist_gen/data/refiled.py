@@ -16,7 +16,6 @@ its index) and read by ``to_mnist``, so a model can be trained on the pipeline's
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 import os
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 from mnist_gen.errors import UserError
-from mnist_gen.io import to_json, write_atomic
+from mnist_gen.io import key_digest, store_npz
 from mnist_gen.preprocess import PIPELINE_VERSION, to_mnist
 
 log = logging.getLogger(__name__)
@@ -101,8 +100,7 @@ def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: di
     framings = {k: framings[k] for k in FRAMING_KEYS}  # the share swapped in (p) is not the readings'
     key = {"v": PIPELINE_VERSION, "framings": framings,
            "digits": hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()}
-    digest = hashlib.sha256(to_json(key, None).encode()).hexdigest()[:16]
-    path = Path(data_dir) / "cache" / "refiled" / f"refiled-{digest}.npz"
+    path = Path(data_dir) / "cache" / "refiled" / f"refiled-{key_digest(key)}.npz"
     if path.exists():
         try:
             with np.load(path) as z:
@@ -113,10 +111,5 @@ def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: di
              len(images), path.parent)
     digits, ok = refile_digits(images, framings)
     log.info("The pipeline found a digit in %d of %d", int(ok.sum()), len(ok))
-    buf = io.BytesIO()
-    np.savez_compressed(buf, digits=digits, ok=ok)
-    try:
-        write_atomic(path, buf.getvalue())
-    except OSError as e:  # a read-only data folder: train anyway, just without the cache
-        log.warning("could not cache refiled digits at %s (%s)", path, e)
+    store_npz(path, "refiled digits", digits=digits, ok=ok)  # read-only data: train anyway, uncached
     return digits, ok

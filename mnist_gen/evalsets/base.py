@@ -12,9 +12,7 @@ the same ``to_mnist`` a file goes through in ``predict.py``, so a table reports 
 
 from __future__ import annotations
 
-import hashlib
 import inspect
-import io
 import json
 import logging
 from collections.abc import Callable, Iterable
@@ -25,7 +23,7 @@ import numpy as np
 
 from mnist_gen import paths
 from mnist_gen.errors import ImageError, UserError
-from mnist_gen.preprocess.pipeline import PIPELINE_VERSION
+from mnist_gen.preprocess import PIPELINE_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -188,11 +186,10 @@ def cached(name: str, key: dict, build: Callable[[], EvalSet], data_dir=None) ->
     """``build()``, stored under ``<data dir>/cache/evalsets/`` and reused while ``key`` (the
     set's sources, the preprocessing settings, ``PIPELINE_VERSION``) is unchanged: preprocessing
     thousands of files costs minutes, scoring them milliseconds."""
-    from mnist_gen.io import to_json, write_atomic
+    from mnist_gen.io import key_digest, store_npz
 
-    digest = hashlib.sha256(to_json({"v": PIPELINE_VERSION, **key}, None).encode()).hexdigest()[:16]
     root = Path(data_dir) if data_dir else paths.data_dir()
-    path = root / "cache" / "evalsets" / f"{name}-{digest}.npz"
+    path = root / "cache" / "evalsets" / f"{name}-{key_digest({'v': PIPELINE_VERSION, **key})}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -203,15 +200,10 @@ def cached(name: str, key: dict, build: Callable[[], EvalSet], data_dir=None) ->
         except (OSError, ValueError, KeyError) as e:
             log.warning("cached set %s unreadable (%s); rebuilding it", path, e)
     s = build()
-    buf = io.BytesIO()
     extra = {}
     if s.thumbnails:  # what the pipeline saw, for the galleries: padded to one shape (no pickles in the cache)
         extra["thumbnails"] = np.stack([_pad(t) for t in s.thumbnails])
-    np.savez_compressed(buf, images=s.images, labels=s.labels,
-                        meta=np.array(json.dumps({"ids": s.ids, "skipped": [list(x) for x in s.skipped],
-                                                  "missed": [int(m) for m in s.missed]})), **extra)
-    try:
-        write_atomic(path, buf.getvalue())
-    except OSError as e:  # a read-only data folder: the set still loads, just not cached
-        log.warning("could not cache set %s at %s (%s)", name, path, e)
+    store_npz(path, f"set {name}", images=s.images, labels=s.labels,
+              meta=np.array(json.dumps({"ids": s.ids, "skipped": [list(x) for x in s.skipped],
+                                        "missed": [int(m) for m in s.missed]})), **extra)
     return s

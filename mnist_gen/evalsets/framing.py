@@ -333,12 +333,17 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
     out = variant_dir(source, variant, inverted, data_dir)
     if out.is_dir():
         return out
-    items = list(photo_items() if source == "photos" else _array_items(source, data_dir))
+    def items():  # one at a time: the photos are megapixels each
+        return photo_items() if source == "photos" else _array_items(source, data_dir)
+
+    # A row's neighbours are other digits of the source: their ink crops only, gathered first.
+    digits = [(_crop(g, box, 0), (0, 0, box[2] - box[0], box[3] - box[1])) for *_, g, box in items()] \
+        if variant == "row" else []
     tmp = out.with_name(out.name + ".partial")
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
-    for i, (item_id, label, g, box) in enumerate(items):
+    for i, (item_id, label, g, box) in enumerate(items()):
         rng = np.random.default_rng([i, VARIANTS.index(variant)])  # the same file every time
-        others = [items[(i + int(k)) % len(items)][2:] for k in rng.integers(1, len(items), 2)] if variant == "row" else None
+        others = [digits[(i + int(k)) % len(digits)] for k in rng.integers(1, len(digits), 2)] if digits else None
         img, fmt = render(g, box, variant, rng, others)
         if inverted:
             img = 255 - img
