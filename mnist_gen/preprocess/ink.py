@@ -1,4 +1,4 @@
-"""Ink -> the digit: threshold, ruled lines, the digit's strokes among the marks, its crop."""
+"""Ink -> the digit: threshold, ruled lines, the digit's strokes among the marks (not its neighbours'), its crop."""
 
 from __future__ import annotations
 
@@ -172,6 +172,35 @@ def _edge_like(c: dict, shape: tuple[int, int]) -> bool:
     return (touches_tb and span_x > 1 / 3 and span_y < span_x / 2) or (touches_lr and span_y > 1 / 3 and span_x < span_y / 2)
 
 
+def _row_neighbours(group: list[dict], main: dict, shape: tuple[int, int], cfg: PreprocessConfig) -> list[dict]:
+    """The pieces of ``group`` that are the next digits in a row of writing, cropped sloppily:
+    cut by the left or right border and clear of the digit by a column of paper at least
+    ``neighbour_gap`` × its height wide, while the digit itself reaches neither border.
+
+    The digit's columns are its main stroke's and those of the pieces above or below them (a
+    5's flag, a broken bar). Both conditions keep a digit's own pieces: cut by the border, the
+    crop is tight on that side and the digit reaches it too; a stroke broken by a faint or
+    skipped stretch of pen leaves a narrower gap than the space between two written digits.
+    """
+    w = shape[1]
+    ys, xs = main["slc"]
+    y0, y1, x0, x1 = ys.start, ys.stop, xs.start, xs.stop
+    grown = bool(cfg.neighbour_gap)
+    while grown:  # the box only grows, so this ends
+        grown = False
+        for c in group:
+            cy, cx = c["slc"]
+            if cx.start < x1 and cx.stop > x0 and (cx.start < x0 or cx.stop > x1 or cy.start < y0 or cy.stop > y1):
+                y0, y1, x0, x1 = min(y0, cy.start), max(y1, cy.stop), min(x0, cx.start), max(x1, cx.stop)
+                grown = True
+    edge = max(1, round(0.03 * w))  # "reaches the border": within 3 % of it (its faint fringe may be below the mask)
+    if not cfg.neighbour_gap or x0 < edge or x1 > w - edge:
+        return []
+    gap = cfg.neighbour_gap * (y1 - y0)
+    return [c for c in group if (c["slc"][1].start == 0 and x0 - c["slc"][1].stop >= gap)
+            or (c["slc"][1].stop == w and c["slc"][1].start - x1 >= gap)]
+
+
 def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Boolean mask of the digit: the main component plus the pieces that belong to it.
 
@@ -179,8 +208,9 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     mildly favouring the centre, is the digit. Components hugging the frame (page edges, a
     table, shadows) are heavily down-weighted, but only when something else does not touch
     the frame: in a tight crop every stroke touches it, and nothing is a page edge. Nearby
-    pieces join the digit (a 5's flag, a stroke broken by a ruled line). Raises ``NoDigit``
-    when nothing credible is left.
+    pieces join the digit (a 5's flag, a stroke broken by a ruled line), except the pieces of
+    the next digits in a row of writing, cut by the crop's left and right edges
+    (``_row_neighbours``). Raises ``NoDigit`` when nothing credible is left.
     """
     h, w = mask.shape
     lab, comps = _component_table(mask, soft)
@@ -200,13 +230,15 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     size = max(ys.stop - ys.start, xs.stop - xs.start)
     m = cfg.group_margin * size
     y0, y1, x0, x1 = ys.start - m, ys.stop + m, xs.start - m, xs.stop + m
-    keep = [main["label"]]
+    group = [main]
     for c in comps:
         cy, cx = c["slc"]
         if c is main or c["edge"] or c["mass"] < 0.02 * main["mass"]:
             continue
         if cy.start < y1 and cy.stop > y0 and cx.start < x1 and cx.stop > x0:
-            keep.append(c["label"])
+            group.append(c)
+    others = {c["label"] for c in _row_neighbours(group, main, (h, w), cfg)}
+    keep = [c["label"] for c in group if c["label"] not in others]
     digit = np.isin(lab, keep)
     dys, dxs = ndi.find_objects(digit.astype(np.int32))[0]
     longest = max(dys.stop - dys.start, dxs.stop - dxs.start)
@@ -220,7 +252,7 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
             f"no digit found: the largest mark is a tangle with {loops} loops (noise or texture, not a digit)",
             marks=True,
         )
-    total = sum(c["mass"] for c in comps if not c["edge"])
+    total = sum(c["mass"] for c in comps if not (c["edge"] or c["label"] in others))
     share = float(soft[digit].sum()) / max(total, 1e-6)
     if share < cfg.min_digit_ink_share:
         raise NoDigit(
