@@ -67,6 +67,10 @@ def test_each_framing_renders_what_it_names():
     for lines in (np.median(boxed, axis=1), np.median(boxed, axis=0)):  # the box: a dark line all across
         assert (lines[:k] < paper - 15).any() and (lines[-k:] < paper - 15).any()  # near each border
         assert not (lines[k:-k] < paper - 15).any()  # and none through the digit
+    shadow = out["shadow"].astype(float)
+    paper = shadow[shadow > 60]  # the pen is 20, at most 20 under any light; the paper 230 × 0.4–1
+    assert shadow.shape[0] > h and 0.15 < (paper < 0.9 * 230).mean() < 0.65  # 20–60 % in the shade
+    assert np.percentile(paper, 5) < 0.8 * np.percentile(paper, 95)  # light falling to 40–75 %
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():

@@ -158,6 +158,7 @@ def misclassification_gallery(
     fig.suptitle(
         f"{model_name} on {evalset.name}: {wrong.size} of {len(labels)} misclassified{extra}",
         fontsize=12,
+        y=1 - 0.25 / height,  # inches from the top, as the grid's margin: a tall gallery put it over the first row
     )
     # Margins in inches, not fractions: a tall gallery would otherwise open with a blank band.
     grid = fig.add_gridspec(n_rows, n_cols, hspace=0.9, wspace=0.15, top=1 - 1.0 / height, bottom=0.9 / height)
