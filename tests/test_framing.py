@@ -71,6 +71,12 @@ def test_each_framing_renders_what_it_names():
     paper = shadow[shadow > 60]  # the pen is 20, at most 20 under any light; the paper 230 × 0.4–1
     assert shadow.shape[0] > h and 0.15 < (paper < 0.9 * 230).mean() < 0.65  # 20–60 % in the shade
     assert np.percentile(paper, 5) < 0.8 * np.percentile(paper, 95)  # light falling to 40–75 %
+    circled = out["circled"] < 128  # the 7 and a ring around it, paper between
+    lab, n = ndi.label(circled, structure=np.ones((3, 3)))
+    middle = circled[circled.shape[0] // 2]
+    ring = lab == lab[circled.shape[0] // 2, np.argmax(middle)]  # the first ink across the middle
+    assert n == 2 and circled.shape[0] > 1.2 * h
+    assert ndi.binary_fill_holes(ring).sum() > 3 * ring.sum()  # a closed curve around the digit
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():

@@ -12,7 +12,7 @@ study's method for the before/after comparison.
 The steps live in small modules named for what they do: ``load`` (file or array -> grey),
 ``formbox`` (a form's printed box around the digit: what is inside it is read),
 ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
-lines, which marks are the digit and which a neighbour's), ``normalize`` (MNIST's box and centring). Every tunable is
+lines, which marks are the digit and which a neighbour's or its ring), ``normalize`` (MNIST's box and centring). Every tunable is
 a field of ``PreprocessConfig`` (``config``).
 """
 
@@ -35,7 +35,7 @@ from mnist_gen.preprocess.paper import Paper, find_paper, flatten_illumination, 
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 18  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 19  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
