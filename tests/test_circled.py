@@ -5,24 +5,14 @@ import numpy as np
 import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
+from tests.pages import big_digits, on_paper, similar
 
 OFF = PreprocessConfig(ring_inside=0)
 
 
-def _on_paper(ink: np.ndarray, paper: float = 0.9, pen: float = 0.2) -> np.ndarray:
-    """Ink share (0..1) → a grey page with a little sensor noise."""
-    rng = np.random.default_rng(0)
-    return np.clip(paper - ink * (paper - pen) + rng.normal(0, 0.008, ink.shape), 0, 1).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def digits(mnist):
-    """Test digits enlarged to 84 px and cut to their ink (white on black, 0..1), with labels."""
-    from PIL import Image
-
-    big = [np.asarray(Image.fromarray(x).resize((84, 84), Image.Resampling.BICUBIC), np.float32) / 255
-           for x in mnist["x_test"][:40]]
-    return [d[np.ix_(d.max(1) > 0.1, d.max(0) > 0.1)] for d in big], mnist["y_test"][:40]
+    return big_digits(mnist, 40)
 
 
 def _circled(d: np.ndarray, room: float, pen: float = 7.0) -> np.ndarray:
@@ -38,38 +28,30 @@ def _circled(d: np.ndarray, room: float, pen: float = 7.0) -> np.ndarray:
     return np.maximum(page, ring)
 
 
-def _similar(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two 28×28 readings, blurred: a 1-px shift of a thin 0 is the same reading."""
-    from scipy import ndimage as ndi
-
-    a, b = (ndi.gaussian_filter(x.astype(float), 1.0).ravel() for x in (a, b))
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 @pytest.mark.parametrize("room", [1.3, 1.5])
 def test_a_circled_digit_reads_as_the_digit_alone(digits, room):
     """With paper between the ring and the digit: the reading equals the digit's own, in both
     polarities; without the rule it is the ring's. (A digit touching its ring is one mark with
     it and read with it: the README's circled check.)"""
     alike = alike_off = 0
-    for d in digits[0]:
-        alone = to_mnist(_on_paper(np.pad(d, 12))).digit
-        page = _on_paper(_circled(d, room))
+    for d in digits:
+        alone = to_mnist(on_paper(np.pad(d, 12))).digit
+        page = on_paper(_circled(d, room))
         for img in (page, 1 - page):
-            alike += _similar(to_mnist(img).digit, alone) > 0.9
-        alike_off += _similar(to_mnist(page, OFF).digit, alone) > 0.9
-    n = len(digits[0])
+            alike += similar(to_mnist(img).digit, alone) > 0.9
+        alike_off += similar(to_mnist(page, OFF).digit, alone) > 0.9
+    n = len(digits)
     assert alike >= 2 * n - 2, alike
     assert alike_off <= n / 4, alike_off
 
 
-def test_digits_with_loops_of_their_own_read_as_before(digits, mnist):
+def test_digits_with_loops_of_their_own_read_as_before(digits):
     """0, 6, 8, 9 (and every other digit), thin and bold: no ring found in a digit's own loops."""
     from scipy import ndimage as ndi
 
-    for d in digits[0]:
+    for d in digits:
         for pen in (0, 2):
-            img = _on_paper(np.pad(ndi.grey_dilation(d, size=(pen + 1, pen + 1)), 12))
+            img = on_paper(np.pad(ndi.grey_dilation(d, size=(pen + 1, pen + 1)), 12))
             assert np.array_equal(to_mnist(img).digit, to_mnist(img, OFF).digit)
 
 

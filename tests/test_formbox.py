@@ -5,14 +5,13 @@ import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
 from mnist_gen.preprocess.formbox import inside_printed_box
+from tests.pages import big_digits, on_paper, similar
 
 CFG = PreprocessConfig()
 
 
-def _on_paper(ink: np.ndarray, paper: float = 0.85, pen: float = 0.45) -> np.ndarray:
-    """Ink share (0..1) → a grey page with a little sensor noise."""
-    rng = np.random.default_rng(0)
-    return np.clip(paper - ink * (paper - pen) + rng.normal(0, 0.008, ink.shape), 0, 1).astype(np.float32)
+def _on_paper(ink: np.ndarray) -> np.ndarray:
+    return on_paper(ink, paper=0.85, pen=0.45)  # a grey page and a pen lighter than the box's lines
 
 
 def _boxed(digit: np.ndarray, line: int, outside: int, gap: int = 12, line_ink: float = 1.0) -> np.ndarray:
@@ -29,19 +28,7 @@ def _boxed(digit: np.ndarray, line: int, outside: int, gap: int = 12, line_ink: 
 
 @pytest.fixture(scope="module")
 def digits(mnist):
-    from PIL import Image
-
-    big = [np.asarray(Image.fromarray(x).resize((84, 84), Image.Resampling.BICUBIC), np.float32) / 255
-           for x in mnist["x_test"][:12]]
-    return [(d[np.ix_(d.max(1) > 0.1, d.max(0) > 0.1)]) for d in big], mnist["y_test"][:12]
-
-
-def _similar(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two 28×28 readings, blurred: a 1-px shift of a thin 0 is the same reading."""
-    from scipy import ndimage as ndi
-
-    a, b = (ndi.gaussian_filter(x.astype(float), 1.0).ravel() for x in (a, b))
-    return float(np.corrcoef(a, b)[0, 1])
+    return big_digits(mnist, 12), mnist["y_test"][:12]
 
 
 @pytest.mark.parametrize(("line", "outside"), [(4, 0), (2, 0), (3, 10)])
@@ -55,9 +42,9 @@ def test_a_boxed_digit_reads_as_the_digit_alone(digits, line, outside):
         assert rows.start >= outside + line and cols.start >= outside + line  # the lines left out
         assert rows.stop <= page.shape[0] - outside - line and cols.stop <= page.shape[1] - outside - line
         boxed = to_mnist(page).digit
-        assert _similar(boxed, alone) > 0.9
+        assert similar(boxed, alone) > 0.9
         negative = to_mnist(1 - page).digit  # light lines and ink on a dark page
-        assert _similar(negative, alone) > 0.9
+        assert similar(negative, alone) > 0.9
 
 
 def test_no_box_where_there_is_none_and_a_digit_touching_one_stays_whole(digits):
@@ -65,7 +52,7 @@ def test_no_box_where_there_is_none_and_a_digit_touching_one_stays_whole(digits)
     assert inside_printed_box(_on_paper(np.pad(d, 12)), CFG) is None  # plain paper
     assert inside_printed_box(_on_paper(np.pad(d, 0)), CFG) is None  # cropped tight to the ink
     touching = _on_paper(_boxed(d, 3, 5, gap=0))  # the digit runs into the box's lines: still the digit
-    assert _similar(to_mnist(touching).digit, to_mnist(_on_paper(np.pad(d, 12))).digit) > 0.9
+    assert similar(to_mnist(touching).digit, to_mnist(_on_paper(np.pad(d, 12))).digit) > 0.9
     # squared paper: the "box" is one cell of a grid whose lines cross the digit
     grid = np.pad(d, 20)
     lines = np.zeros_like(grid)

@@ -5,24 +5,14 @@ import numpy as np
 import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
+from tests.pages import big_digits, on_paper, similar
 
 OFF = PreprocessConfig(neighbour_gap=0)
 
 
-def _on_paper(ink: np.ndarray, paper: float = 0.9, pen: float = 0.2) -> np.ndarray:
-    """Ink share (0..1) → a grey page with a little sensor noise."""
-    rng = np.random.default_rng(0)
-    return np.clip(paper - ink * (paper - pen) + rng.normal(0, 0.008, ink.shape), 0, 1).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def digits(mnist):
-    """Test digits enlarged to 84 px and cut to their ink (white on black, 0..1)."""
-    from PIL import Image
-
-    big = [np.asarray(Image.fromarray(x).resize((84, 84), Image.Resampling.BICUBIC), np.float32) / 255
-           for x in mnist["x_test"][:30]]
-    return [d[np.ix_(d.max(1) > 0.1, d.max(0) > 0.1)] for d in big]
+    return big_digits(mnist, 30)
 
 
 def _row(digit, left, right, gap: float, inside: float, margin: float | None = None) -> np.ndarray:
@@ -42,14 +32,6 @@ def _row(digit, left, right, gap: float, inside: float, margin: float | None = N
     return np.pad(np.concatenate(parts, axis=1), ((8, 8), (0, 0)))
 
 
-def _similar(a: np.ndarray, b: np.ndarray) -> float:
-    """Correlation of two 28×28 readings, blurred: a 1-px shift of a thin 0 is the same reading."""
-    from scipy import ndimage as ndi
-
-    a, b = (ndi.gaussian_filter(x.astype(float), 1.0).ravel() for x in (a, b))
-    return float(np.corrcoef(a, b)[0, 1])
-
-
 @pytest.mark.parametrize(("gap", "inside", "one_side"), [(0.2, 0.3, False), (0.33, 0.15, False), (0.2, 0.25, True)])
 def test_a_digit_cropped_from_a_row_reads_as_the_digit_alone(digits, gap, inside, one_side):
     """Both neighbours cut by the crop, or one and paper on the other side: the reading equals the
@@ -58,11 +40,11 @@ def test_a_digit_cropped_from_a_row_reads_as_the_digit_alone(digits, gap, inside
     alike = alike_off = 0
     for i, d in enumerate(digits):
         left, right = digits[(i + 7) % n], None if one_side else digits[(i + 13) % n]
-        alone = to_mnist(_on_paper(np.pad(d, 12))).digit
-        page = _on_paper(_row(d, left, right, gap, inside, margin=0.2))
+        alone = to_mnist(on_paper(np.pad(d, 12))).digit
+        page = on_paper(_row(d, left, right, gap, inside, margin=0.2))
         for img in (page, 1 - page):
-            alike += _similar(to_mnist(img).digit, alone) > 0.9
-        alike_off += _similar(to_mnist(page, OFF).digit, alone) > 0.9
+            alike += similar(to_mnist(img).digit, alone) > 0.9
+        alike_off += similar(to_mnist(page, OFF).digit, alone) > 0.9
     assert alike == 2 * n
     assert alike_off <= 0.8 * n  # without the rule the pieces join a fifth to a half of the digits
 
@@ -74,8 +56,8 @@ def test_a_stroke_broken_by_a_narrow_gap_keeps_its_piece(digits):
         cut = d.shape[1] // 2
         broken = d.copy()
         broken[:, cut : cut + 3] = 0  # 3 px of 84: a skipped stretch of pen
-        page = _on_paper(np.pad(broken, ((10, 10), (20, 0))))  # paper on the left, tight on the right
-        assert _similar(to_mnist(page).digit, to_mnist(page, OFF).digit) > 0.99
+        page = on_paper(np.pad(broken, ((10, 10), (20, 0))))  # paper on the left, tight on the right
+        assert similar(to_mnist(page).digit, to_mnist(page, OFF).digit) > 0.99
 
 
 def test_a_tight_crop_of_a_digit_in_two_pieces_keeps_both(digits):
@@ -85,8 +67,8 @@ def test_a_tight_crop_of_a_digit_in_two_pieces_keeps_both(digits):
         cut = d.shape[1] // 2
         broken = d.copy()
         broken[:, cut : cut + 12] = 0  # wider than a row's space
-        page = _on_paper(np.pad(broken, ((10, 10), (0, 0))))
-        assert _similar(to_mnist(page).digit, to_mnist(page, OFF).digit) > 0.99
+        page = on_paper(np.pad(broken, ((10, 10), (0, 0))))
+        assert similar(to_mnist(page).digit, to_mnist(page, OFF).digit) > 0.99
 
 
 @pytest.mark.parametrize(("stop", "kept"), [(40, False), (55, True)])
