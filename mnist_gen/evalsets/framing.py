@@ -311,7 +311,8 @@ def _circled(g: np.ndarray, box, rng) -> np.ndarray:
     """Circled with the same pen, as an answer on a form or a numbered item is: an ellipse through
     the corners of the digit's box or up to a fifth wider (a narrow digit's box taken 0.6 × its
     height wide: nobody circles a 1 with a sliver), the pen 0.7–1.3 × the digit's own (at most an
-    eighth of its height), 10–40 % of the height of paper outside it. A small digit is enlarged to 60–160 px first."""
+    eighth of its height), 10–40 % of the height of paper outside it. A small digit is enlarged
+    to 60–160 px first."""
     c = _crop(g, box, 0)
     paper, ink = _levels(c)
     t = _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0]))
