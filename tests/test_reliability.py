@@ -83,6 +83,34 @@ def test_killed_run_resumes_to_the_same_weights(reference, tmp_path, sig):
     assert json.loads((run_dir / "results.json").read_text())["epochs"] == 4
 
 
+def test_a_kill_after_an_epochs_checkpoint_before_its_end_keeps_its_row(reference, tmp_path):
+    """The window CI once hit: SIGKILL once epoch 2's last.ckpt is on disk, before the epoch ends.
+    The resumed run does not train that epoch again, so its row must be in metrics.csv already."""
+    run_dir = tmp_path / "run"
+    code = ("import os, runpy, signal, sys\n"
+            "import mnist_gen.training.callbacks as c\n"
+            "end = c.EpochCSV.on_train_epoch_end\n"
+            "def kill(self, trainer, module):\n"
+            "    if trainer.current_epoch == 1:\n"
+            "        os.kill(os.getpid(), signal.SIGKILL)\n"
+            "    end(self, trainer, module)\n"
+            "c.EpochCSV.on_train_epoch_end = kill\n"
+            f"sys.argv = ['train.py', *{SMALL!r}, 'hydra.run.dir={run_dir}']\n"
+            "runpy.run_path('train.py', run_name='__main__')\n")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+    killed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
+    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
+    proc = _train(run_dir)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err[-3000:]
+    strip = lambda p: [line.split(",")[:5] for line in p.read_text().splitlines()]  # noqa: E731
+    assert strip(run_dir / "metrics.csv") == strip(reference / "metrics.csv")
+    ref, got = _weights(reference), _weights(run_dir)
+    assert all(torch.equal(ref[k], got[k]) for k in ref)
+
+
 # -- atomic writes ---------------------------------------------------------------------------------
 
 

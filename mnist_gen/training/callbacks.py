@@ -37,9 +37,10 @@ class EpochCSV(L.Callback):
 
     def on_train_start(self, trainer, pl_module):
         # Runs after a checkpoint is restored (on_fit_start runs before). last.ckpt is written
-        # after validation, before this epoch's row and before Lightning counts the epoch as
-        # completed, so on resume current_epoch is the checkpoint's epoch and its row may or may
-        # not be in the file. Keep what is there; an epoch that starts again replaces its row.
+        # after validation and this epoch's row, before Lightning counts the epoch as completed,
+        # so on resume current_epoch is the checkpoint's epoch and its row is in the file (a later
+        # epoch's row, written before a kill that came before its checkpoint, is dropped); an
+        # epoch that starts again replaces its row.
         self.rows = {k: [r for r in read_epoch_csv(p) if int(r["epoch"]) <= trainer.current_epoch]
                      for k, p in self.paths.items()}
         self._t0 = self._t_val = None
@@ -53,20 +54,30 @@ class EpochCSV(L.Callback):
         if not trainer.sanity_checking:
             self._t_val = time.perf_counter()
 
+    def on_validation_end(self, trainer, pl_module):
+        # The row is written before last.ckpt (Lightning runs checkpoint callbacks last): a run
+        # killed once the checkpoint is on disk has the row too, and its resumed run, which does
+        # not train that epoch again, keeps it (written at the epoch's end, CI once lost it).
+        if not trainer.sanity_checking:
+            self._write_row(trainer, pl_module)
+
     def on_train_epoch_end(self, trainer, pl_module):
-        if trainer.sanity_checking:
+        if not trainer.sanity_checking:
+            self._write_row(trainer, pl_module)  # an epoch without validation
+
+    def _write_row(self, trainer, pl_module):
+        if self._t0 is None:  # written already, or epoch-end hooks re-run after a resume: row kept
             return
         train = pl_module.train_epoch_metrics() if hasattr(pl_module, "train_epoch_metrics") else {}
+        t0, self._t0 = self._t0, None
         if trainer.global_rank != 0:
-            return
-        if self._t0 is None:  # epoch-end hooks re-run after a resume, without a start: row already kept
             return
         now = time.perf_counter()
         t_val = self._t_val if self._t_val is not None else now
         m = trainer.callback_metrics
         n = len(self.paths)
         for member, rows in self.rows.items():
-            row = {"epoch": trainer.current_epoch, "epoch_time_s": round((t_val - self._t0) / n, 4),
+            row = {"epoch": trainer.current_epoch, "epoch_time_s": round((t_val - t0) / n, 4),
                    "val_time_s": round((now - t_val) / n, 4)}
             for key in METRICS:
                 name = key if member is None else f"{key}/{member}"
