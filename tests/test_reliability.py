@@ -23,10 +23,18 @@ SMALL = ["model=mlp_64_16", "data.max_train_samples=3000", "trainer.max_epochs=4
          "eval_sets=[mnist_test]", "export=false", "galleries=false"]
 
 
+def _env() -> dict:
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
+
+
 def _train(run_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
     return subprocess.Popen([sys.executable, str(PROJECT_ROOT / "train.py"), *SMALL, f"hydra.run.dir={run_dir}"],
-                            cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=PROJECT_ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _log_rows(run_dir: Path) -> list[list[str]]:
+    """metrics.csv's epoch, losses and accuracies (not its wall times), row by row."""
+    return [line.split(",")[:5] for line in (run_dir / "metrics.csv").read_text().splitlines()]
 
 
 def _epochs_logged(run_dir: Path) -> int:
@@ -78,8 +86,7 @@ def test_killed_run_resumes_to_the_same_weights(reference, tmp_path, sig):
     ref, got = _weights(reference), _weights(run_dir)
     assert ref.keys() == got.keys() and all(torch.equal(ref[k], got[k]) for k in ref)
     # The epoch log is whole again: one row per epoch, identical losses to the uninterrupted run.
-    strip = lambda p: [line.split(",")[:5] for line in p.read_text().splitlines()]  # noqa: E731
-    assert strip(run_dir / "metrics.csv") == strip(reference / "metrics.csv")
+    assert _log_rows(run_dir) == _log_rows(reference)
     assert json.loads((run_dir / "results.json").read_text())["epochs"] == 4
 
 
@@ -97,16 +104,14 @@ def test_a_kill_after_an_epochs_checkpoint_before_its_end_keeps_its_row(referenc
             "c.EpochCSV.on_train_epoch_end = kill\n"
             f"sys.argv = ['train.py', *{SMALL!r}, 'hydra.run.dir={run_dir}']\n"
             "runpy.run_path('train.py', run_name='__main__')\n")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HYDRA_FULL_ERROR": "0"}
-    killed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+    killed = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=_env(), capture_output=True, text=True,
                             timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr[-3000:]
     assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] == 1
     proc = _train(run_dir)
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err[-3000:]
-    strip = lambda p: [line.split(",")[:5] for line in p.read_text().splitlines()]  # noqa: E731
-    assert strip(run_dir / "metrics.csv") == strip(reference / "metrics.csv")
+    assert _log_rows(run_dir) == _log_rows(reference)
     ref, got = _weights(reference), _weights(run_dir)
     assert all(torch.equal(ref[k], got[k]) for k in ref)
 

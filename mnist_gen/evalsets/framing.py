@@ -152,10 +152,15 @@ def _ink_share(g: np.ndarray) -> np.ndarray:
     return np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
 
 
+def _with_sensor_noise(level: np.ndarray, rng) -> np.ndarray:
+    """Grey levels as an 8-bit camera or scanner records them: σ = 2 levels of noise, rounded, clipped."""
+    return np.clip(np.round(level + rng.normal(0, 2.0, level.shape)), 0, 255).astype(np.uint8)
+
+
 def _recolour(g: np.ndarray, paper_new: float, diff: float, rng) -> np.ndarray:
     """Ink share t (0 paper .. 1 darkest ink) re-rendered as ``paper_new - t * diff`` plus sensor noise."""
     t = _ink_share(g)
-    return np.clip(np.round(paper_new - t * diff + rng.normal(0, 2.0, g.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(paper_new - t * diff, rng)
 
 
 def _with_margin(g: np.ndarray, box, area_frac: float, rng) -> np.ndarray:
@@ -219,7 +224,7 @@ def _on_squared_paper(g: np.ndarray, box, rng) -> np.ndarray:
     paper = rng.uniform(180, 235)
     pen = paper * rng.uniform(0.5, 0.8)
     level = paper - np.maximum(t * pen, rule * rng.uniform(0.15, 0.4) * pen)
-    return np.clip(np.round(level + rng.normal(0, 2.0, c.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(level, rng)
 
 
 def _in_bold_pen(g: np.ndarray, box, rng) -> tuple[np.ndarray, tuple]:
@@ -259,7 +264,7 @@ def _in_form_box(g: np.ndarray, box, rng) -> np.ndarray:
     paper = rng.uniform(180, 240)
     pen = paper * rng.uniform(0.5, 0.8)
     level = paper - np.maximum(digit * pen, frame * rng.uniform(0.3, 1.0) * pen)
-    return np.clip(np.round(level + rng.normal(0, 2.0, level.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(level, rng)
 
 
 def _in_a_row(g: np.ndarray, box, neighbours, rng) -> np.ndarray:
@@ -281,7 +286,7 @@ def _in_a_row(g: np.ndarray, box, neighbours, rng) -> np.ndarray:
     x0 = max(0, left.shape[1] - int(rng.uniform(0.1, 0.4) * height))
     x1 = left.shape[1] + gaps[0] + c.shape[1] + gaps[1] + int(rng.uniform(0.1, 0.4) * height)
     t = np.pad(t[:, x0:x1], ((int(rng.uniform(0, 0.1) * height),) * 2, (0, 0)))
-    return np.clip(np.round(paper - t * (paper - ink) + rng.normal(0, 2.0, t.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(paper - t * (paper - ink), rng)
 
 
 def _in_shadow(g: np.ndarray, box, rng) -> np.ndarray:
@@ -304,7 +309,7 @@ def _in_shadow(g: np.ndarray, box, rng) -> np.ndarray:
     shade = (d > np.quantile(d, 1 - rng.uniform(0.2, 0.6))).astype(np.float32)
     shade = ndi.gaussian_filter(shade, rng.uniform(0.005, 0.02) * max(h, w))
     light = 1 - shade * (1 - rng.uniform(0.4, 0.75))
-    return np.clip(np.round(level * light + rng.normal(0, 2.0, level.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(level * light, rng)
 
 
 def _circled(g: np.ndarray, box, rng) -> np.ndarray:
@@ -327,7 +332,7 @@ def _circled(g: np.ndarray, box, rng) -> np.ndarray:
     cy, cx = (t.shape[0] - 1) / 2, (t.shape[1] - 1) / 2
     ring = np.abs(np.hypot((yy - cy) / ry, (xx - cx) / rx) - 1) * min(ry, rx) < pen / 2
     t = np.maximum(t, ring)
-    return np.clip(np.round(paper - t * (paper - ink) + rng.normal(0, 2.0, t.shape)), 0, 255).astype(np.uint8)
+    return _with_sensor_noise(paper - t * (paper - ink), rng)
 
 
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:

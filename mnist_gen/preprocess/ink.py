@@ -1,4 +1,5 @@
-"""Ink -> the digit: threshold, ruled lines, the digit's strokes among the marks (not its neighbours'), its crop."""
+"""Ink -> the digit: threshold, ruled lines, the digit's strokes among the marks (not its neighbours' nor
+a ring drawn around it), its crop."""
 
 from __future__ import annotations
 
@@ -182,10 +183,12 @@ def _row_neighbours(group: list[dict], main: dict, shape: tuple[int, int], cfg: 
     crop is tight on that side and the digit reaches it too; a stroke broken by a faint or
     skipped stretch of pen leaves a narrower gap than the space between two written digits.
     """
+    if not cfg.neighbour_gap:
+        return []
     w = shape[1]
     ys, xs = main["slc"]
     y0, y1, x0, x1 = ys.start, ys.stop, xs.start, xs.stop
-    grown = bool(cfg.neighbour_gap)
+    grown = True
     while grown:  # the box only grows, so this ends
         grown = False
         for c in group:
@@ -194,7 +197,7 @@ def _row_neighbours(group: list[dict], main: dict, shape: tuple[int, int], cfg: 
                 y0, y1, x0, x1 = min(y0, cy.start), max(y1, cy.stop), min(x0, cx.start), max(x1, cx.stop)
                 grown = True
     edge = max(1, round(0.03 * w))  # "reaches the border": within 3 % of it (its faint fringe may be below the mask)
-    if not cfg.neighbour_gap or x0 < edge or x1 > w - edge:
+    if x0 < edge or x1 > w - edge:
         return []
     gap = cfg.neighbour_gap * (y1 - y0)
     return [c for c in group if (c["slc"][1].start == 0 and x0 - c["slc"][1].stop >= gap)
@@ -221,14 +224,15 @@ def _ring_around(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: Prep
         ys, xs = c["slc"]
         own = lab[ys, xs] == c["label"]
         holes, n = ndi.label(ndi.binary_fill_holes(own) & ~own)
-        if n == 0 or own.sum() > 0.5 * (own.sum() + (holes > 0).sum()):
+        if n == 0 or own.sum() > (holes > 0).sum():  # the ring's ink over half of what it encloses
             continue
         inside = marks[lab[ys, xs]] & ~own & (holes > 0)  # other marks in its holes
+        ink = soft[ys, xs]
         for k in np.unique(holes[inside]):
             hole = holes == k
             content = inside & hole
             rows, height = np.nonzero(content.any(axis=1))[0], np.nonzero(hole.any(axis=1))[0]
-            if (soft[ys, xs][content].sum() >= cfg.ring_inside * soft[ys, xs][own].sum()
+            if (ink[content].sum() >= cfg.ring_inside * ink[own].sum()
                     and rows[-1] - rows[0] > (height[-1] - height[0]) / 3):
                 out = np.zeros(lab.shape, bool)
                 out[ys, xs] = hole

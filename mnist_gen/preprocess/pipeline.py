@@ -12,8 +12,8 @@ study's method for the before/after comparison.
 The steps live in small modules named for what they do: ``load`` (file or array -> grey),
 ``formbox`` (a form's printed box around the digit: what is inside it is read),
 ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
-lines, which marks are the digit and which a neighbour's or its ring), ``normalize`` (MNIST's box and centring). Every tunable is
-a field of ``PreprocessConfig`` (``config``).
+lines, which marks are the digit and which a neighbour's or its ring), ``normalize`` (MNIST's
+box and centring). Every tunable is a field of ``PreprocessConfig`` (``config``).
 """
 
 from __future__ import annotations
