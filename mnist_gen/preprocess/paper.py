@@ -396,6 +396,10 @@ def _paper_lid(g: np.ndarray, k: int, keep_edges: bool = False) -> np.ndarray:
     Computed on a max-pooled copy (the lid is smooth at the scale of ``k``, and pooling by the
     maximum never lowers it below a stroke's paper), then enlarged: the same result for a
     fraction of the cost of a wide closing at full resolution.
+
+    ``keep_edges`` (a shaded image): the smoothed lid no higher than the closing itself, which
+    follows a shadow's edge; smoothed, the lid rose over the shade beside the edge, and a band of
+    shade along it read as a stroke across the digit.
     """
     f = max(1, k // 8)
     h, w = g.shape
