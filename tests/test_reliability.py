@@ -37,9 +37,15 @@ def _log_rows(run_dir: Path) -> list[list[str]]:
     return [line.split(",")[:5] for line in (run_dir / "metrics.csv").read_text().splitlines()]
 
 
-def _epochs_logged(run_dir: Path) -> int:
-    p = run_dir / "metrics.csv"
-    return max(0, len(p.read_text().strip().splitlines()) - 1) if p.is_file() else 0
+def _checkpointed_epoch(run_dir: Path) -> int:
+    """The epoch last.ckpt holds, -1 before there is one. The file is written whole and renamed
+    into place, so a reader sees an old or a new one, never half of one. (metrics.csv's rows
+    are no signal: an epoch's row is written before its checkpoint.)"""
+    p = run_dir / "checkpoints" / "last.ckpt"
+    try:
+        return int(torch.load(p, map_location="cpu", weights_only=True)["epoch"])
+    except FileNotFoundError:
+        return -1
 
 
 def _weights(run_dir: Path) -> dict:
@@ -60,7 +66,7 @@ def test_killed_run_resumes_to_the_same_weights(reference, tmp_path, sig):
     run_dir = tmp_path / "run"
     proc = _train(run_dir)
     deadline = time.monotonic() + 240
-    while _epochs_logged(run_dir) < 2:  # epoch 2's checkpoint is on disk: kill during epoch 3
+    while _checkpointed_epoch(run_dir) < 1:  # epoch 2's checkpoint is on disk: kill during epoch 3
         assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
         time.sleep(0.05)
     proc.send_signal(sig)
@@ -72,7 +78,7 @@ def test_killed_run_resumes_to_the_same_weights(reference, tmp_path, sig):
     else:
         assert proc.returncode == -signal.SIGKILL
     assert not (run_dir / "results.json").exists() and not (run_dir / "model.ckpt").exists()
-    assert torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)["epoch"] >= 1
+    assert _checkpointed_epoch(run_dir) >= 1
     if sig == signal.SIGTERM:
         assert not list(run_dir.rglob("*.tmp")), "a temp file was left behind"
     else:  # SIGKILL can land mid-write: its temp stays until the run resumes (here made sure of)
