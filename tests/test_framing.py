@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from mnist_gen.evalsets import describe_sets, expand_set_names, load_eval_set
-from mnist_gen.evalsets.framing import SOURCES, VARIANTS, render
+from mnist_gen.evalsets.framing import SOURCES, VARIANTS
+from mnist_gen.evalsets.renders import render
 from mnist_gen.evalsets.scans import default_usps_path, read_usps
 from mnist_gen.preprocess import normalize_digit, to_mnist
 
@@ -80,7 +81,7 @@ def test_each_framing_renders_what_it_names():
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():
-    from mnist_gen.evalsets.framing import _in_bold_pen
+    from mnist_gen.evalsets.renders import _in_bold_pen
     from mnist_gen.preprocess.normalize import stroke_width
 
     g, box = _digit()  # pen 9 px in a 80 px tall 7: 11 %

@@ -480,7 +480,7 @@ def test_bold_usps_ones_filling_half_their_64px_crop_keep_their_polarity():
     # Two classes that are nearly two halves of the image: a plane fitted to the image alone
     # leans across them (pipeline version 8, reverted: these two 1s flipped to light ink and read
     # as 8); fitted with the classes' step, the light stays flat.
-    from mnist_gen.evalsets.framing import render
+    from mnist_gen.evalsets.renders import render
     from mnist_gen.evalsets.scans import default_usps_path, read_usps
 
     ink, labels = read_usps(default_usps_path())
@@ -498,7 +498,8 @@ def test_bold_usps_ones_cropped_tight_under_side_light_are_read():
     # the stroke's contrast along the frame as the paper's "grain", and nothing stands out from
     # it (version 13: 14 of these 16 gave "no digit"). Read again in the same polarity with the
     # paper from the image's two classes, each is one solid bar.
-    from mnist_gen.evalsets.framing import VARIANTS, render
+    from mnist_gen.evalsets.framing import VARIANTS
+    from mnist_gen.evalsets.renders import render
     from mnist_gen.evalsets.scans import default_usps_path, read_usps
 
     ink, labels = read_usps(default_usps_path())

@@ -1,0 +1,271 @@
+"""How each framing variant is drawn: a real digit (grey uint8, dark ink on light paper, with the
+box of its ink) re-framed the way real image files frame digits. ``render`` is the one entry;
+``framing`` names the variants, seeds them and writes the files."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from mnist_gen.preprocess.normalize import stroke_width
+
+
+def _resize(g: np.ndarray, side: int) -> np.ndarray:
+    h, w = g.shape
+    k = side / max(h, w)
+    return np.asarray(Image.fromarray(g).resize((max(1, round(w * k)), max(1, round(h * k))), Image.Resampling.LANCZOS))
+
+
+def _enlarged(g: np.ndarray, k: float) -> np.ndarray:
+    """Scaled by ``k`` (bicubic, as a camera's view of a small printed digit is smooth)."""
+    size = (max(1, round(g.shape[1] * k)), max(1, round(g.shape[0] * k)))
+    return np.asarray(Image.fromarray(g).resize(size, Image.Resampling.BICUBIC))
+
+
+def crop(g: np.ndarray, box, margin: int) -> np.ndarray:
+    y0, x0, y1, x1 = box
+    h, w = g.shape
+    return g[max(0, y0 - margin) : min(h, y1 + margin), max(0, x0 - margin) : min(w, x1 + margin)]
+
+
+def _levels(g: np.ndarray) -> tuple[float, float]:
+    """(paper, ink) grey levels of a crop: its 90th and 1st percentiles."""
+    return float(np.percentile(g, 90)), float(np.percentile(g, 1))
+
+
+def _ink_share(g: np.ndarray) -> np.ndarray:
+    """Each pixel's share of ink: 0 on the paper, 1 at the darkest ink."""
+    paper, ink = _levels(g)
+    return np.clip((paper - g.astype(np.float32)) / max(paper - ink, 1.0), 0, 1)
+
+
+def _with_sensor_noise(level: np.ndarray, rng) -> np.ndarray:
+    """Grey levels as an 8-bit camera or scanner records them: σ = 2 levels of noise, rounded, clipped."""
+    return np.clip(np.round(level + rng.normal(0, 2.0, level.shape)), 0, 255).astype(np.uint8)
+
+
+def _recolour(g: np.ndarray, paper_new: float, diff: float, rng) -> np.ndarray:
+    """Ink share t (0 paper .. 1 darkest ink) re-rendered as ``paper_new - t * diff`` plus sensor noise."""
+    t = _ink_share(g)
+    return _with_sensor_noise(paper_new - t * diff, rng)
+
+
+def _with_margin(g: np.ndarray, box, area_frac: float, rng) -> np.ndarray:
+    """The digit's box placed (off-centre, at random) on paper so that it covers ``area_frac`` of the image."""
+    c = crop(g, box, 0)
+    h, w = c.shape
+    side = int(np.ceil(np.sqrt(h * w / area_frac)))
+    paper, _ = _levels(g)
+    out = np.clip(np.round(rng.normal(paper, 2.0, (side, side))), 0, 255).astype(np.uint8)
+    top = int(np.clip((side - h) // 2 + rng.integers(-side // 6, side // 6 + 1), 0, side - h))
+    left = int(np.clip((side - w) // 2 + rng.integers(-side // 6, side // 6 + 1), 0, side - w))
+    out[top : top + h, left : left + w] = c
+    return _resize(out, 2000) if side > 2000 else out
+
+
+def _unevenly_lit(g: np.ndarray, rng) -> np.ndarray:
+    """Re-inked on paper whose level runs from 120 to 210 across the image in a random direction.
+    Light multiplies: the ink reflects a fixed share (65–80 %) of what its paper would."""
+    t = _ink_share(g)
+    h, w = g.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = np.cos(angle) * xx / w + np.sin(angle) * yy / h
+    level = 120 + 90 * (ramp - ramp.min()) / max(float(np.ptp(ramp)), 1e-6)
+    return np.clip(np.round(level * (1 - t * rng.uniform(0.2, 0.35)) + rng.normal(0, 3.0, g.shape)), 0,
+                   255).astype(np.uint8)
+
+
+def _broken(g: np.ndarray, box, rng) -> np.ndarray:
+    """A 2-px band of paper across the digit (rows or columns, 25–75 % into its box), then the
+    crop to what ink is left with a 1 px margin."""
+    y0, x0, y1, x1 = box
+    out = g.copy()
+    paper, _ = _levels(g)
+    if rng.random() < 0.5:
+        cut = int(y0 + rng.uniform(0.25, 0.75) * (y1 - y0))
+        out[cut : cut + 2] = paper
+    else:
+        cut = int(x0 + rng.uniform(0.25, 0.75) * (x1 - x0))
+        out[:, cut : cut + 2] = paper
+    ys, xs = np.nonzero(out < paper - 0.1 * (paper - g.min()))
+    return crop(out, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), 1) if len(ys) else out
+
+
+def _on_squared_paper(g: np.ndarray, box, rng) -> np.ndarray:
+    """Re-inked on squared paper (ruled, one in three): rules every 0.45–0.95 digit heights,
+    1–3 % of it wide, printed 15–40 % as dark as the pen, which covers them; a crop with 0–50 %
+    of the digit's height as margin. A digit under 120 px is enlarged first (a photo of it)."""
+    k = max(1.0, 120 / max(1, box[2] - box[0]))
+    if k > 1:
+        g, box = _enlarged(g, k), tuple(int(round(b * k)) for b in box)
+    height = box[2] - box[0]
+    c = crop(g, box, int(rng.uniform(0, 0.5) * height))
+    t = _ink_share(c)
+    yy, xx = np.mgrid[0 : c.shape[0], 0 : c.shape[1]]
+    width, step = max(1, round(rng.uniform(0.01, 0.03) * height)), rng.uniform(0.45, 0.95) * height
+    phase = rng.uniform(0, step, 2)
+    rule = (yy + phase[0]) % step < width
+    if rng.random() >= 1 / 3:
+        rule |= (xx + phase[1]) % step < width
+    paper = rng.uniform(180, 235)
+    pen = paper * rng.uniform(0.5, 0.8)
+    level = paper - np.maximum(t * pen, rule * rng.uniform(0.15, 0.4) * pen)
+    return _with_sensor_noise(level, rng)
+
+
+def _in_bold_pen(g: np.ndarray, box, rng) -> tuple[np.ndarray, tuple]:
+    """(the digit written with a wider pen, its ink box): enlarged to 40 px tall (bicubic), the
+    ink grown by a disk until the pen is 18–26 % of the digit's height (MNIST's is ~13 %; a
+    felt-tip or marker in a small box). A pen already that wide is left as it is."""
+    height = max(1, box[2] - box[0])
+    pen = rng.uniform(0.18, 0.26) * 40
+    c = _enlarged(crop(g, box, int(np.ceil(pen * height / 40))), 40 / height)
+    paper, ink = _levels(c)
+    r = max(0.0, (pen - stroke_width(c < (paper + ink) / 2)) / 2)
+    if r >= 0.5:
+        yy, xx = np.mgrid[-int(r) : int(r) + 1, -int(r) : int(r) + 1]
+        c = ndi.grey_erosion(c, footprint=yy * yy + xx * xx <= r * r)  # dark ink grows
+    ys, xs = np.nonzero(c < (paper + ink) / 2)
+    return c, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1)
+
+
+def _in_form_box(g: np.ndarray, box, rng) -> np.ndarray:
+    """Written in a printed box, as on a form: the digit (a small one enlarged to 50–100 px
+    first) off-centre inside a square 1.15–1.5 × its longer side, drawn 1–4 % of that wide and
+    30–100 % as dark as the pen; cropped at the box or with up to an eighth of it outside."""
+    c = crop(g, box, 0)
+    t = _ink_share(_enlarged(c, max(1.0, rng.uniform(50, 100) / max(c.shape))))
+    h, w = t.shape
+    side = int(max(h, w) * rng.uniform(1.15, 1.5))
+    lw = max(1, int(side * rng.uniform(0.01, 0.04)))
+    n = side + 2 * lw
+    digit = np.zeros((n, n), np.float32)
+    y = int(np.clip((n - h) // 2 + rng.integers(-(side - h) // 4 - 1, (side - h) // 4 + 1), lw, n - lw - h))
+    x = int(np.clip((n - w) // 2 + rng.integers(-(side - w) // 4 - 1, (side - w) // 4 + 1), lw, n - lw - w))
+    digit[y : y + h, x : x + w] = t
+    frame = np.zeros_like(digit)
+    frame[:lw], frame[-lw:], frame[:, :lw], frame[:, -lw:] = 1, 1, 1, 1
+    outside = int(rng.integers(0, max(1, side // 8)))
+    digit, frame = np.pad(digit, outside), np.pad(frame, outside)
+    paper = rng.uniform(180, 240)
+    pen = paper * rng.uniform(0.5, 0.8)
+    level = paper - np.maximum(digit * pen, frame * rng.uniform(0.3, 1.0) * pen)
+    return _with_sensor_noise(level, rng)
+
+
+def _in_a_row(g: np.ndarray, box, neighbours, rng) -> np.ndarray:
+    """Cropped sloppily out of a row of digits: two other digits of the source, scaled to its
+    height, written a fifth to a third of that height to its left and right, and the crop
+    taking in 10–40 % of the height of each (their strokes cut by the crop's edges)."""
+    c = crop(g, box, 0)
+    height = c.shape[0]
+    paper, ink = _levels(c)
+    parts = []
+    for ng, nbox in neighbours:
+        n = crop(ng, nbox, 0)
+        parts.append(_ink_share(_enlarged(n, height / max(1, n.shape[0]))))
+    left, right = (p[:height] for p in parts)
+    gaps = [max(1, int(rng.uniform(0.2, 0.33) * height)) for _ in range(2)]
+    t = np.concatenate([np.pad(left, ((0, height - left.shape[0]), (0, 0))), np.zeros((height, gaps[0])),
+                        _ink_share(c), np.zeros((height, gaps[1])),
+                        np.pad(right, ((0, height - right.shape[0]), (0, 0)))], axis=1)
+    x0 = max(0, left.shape[1] - int(rng.uniform(0.1, 0.4) * height))
+    x1 = left.shape[1] + gaps[0] + c.shape[1] + gaps[1] + int(rng.uniform(0.1, 0.4) * height)
+    t = np.pad(t[:, x0:x1], ((int(rng.uniform(0, 0.1) * height),) * 2, (0, 0)))
+    return _with_sensor_noise(paper - t * (paper - ink), rng)
+
+
+def _in_shadow(g: np.ndarray, box, rng) -> np.ndarray:
+    """Photographed with a hard shadow (the phone, a hand) over 20–60 % of the image: the light
+    falls to 40–75 % beyond a straight edge at any angle, softened by a penumbra of 0.5–2 % of
+    the side. A photo keeps its own paper around the digit (a 20–50 % margin); a scan's digit is
+    enlarged to 60–200 px and put on paper with that margin first."""
+    height, margin = box[2] - box[0], rng.uniform(0.2, 0.5)
+    if height >= 60:
+        level = crop(g, box, int(margin * height)).astype(np.float32)
+    else:
+        c = crop(g, box, 0)
+        paper, ink = _levels(c)
+        t = _ink_share(_enlarged(c, rng.uniform(60, 200) / height))
+        level = paper - np.pad(t, int(margin * t.shape[0])) * (paper - ink)
+    h, w = level.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    angle = rng.uniform(0, 2 * np.pi)
+    d = np.cos(angle) * xx + np.sin(angle) * yy
+    shade = (d > np.quantile(d, 1 - rng.uniform(0.2, 0.6))).astype(np.float32)
+    shade = ndi.gaussian_filter(shade, rng.uniform(0.005, 0.02) * max(h, w))
+    light = 1 - shade * (1 - rng.uniform(0.4, 0.75))
+    return _with_sensor_noise(level * light, rng)
+
+
+def _circled(g: np.ndarray, box, rng) -> np.ndarray:
+    """Circled with the same pen, as an answer on a form or a numbered item is: an ellipse through
+    the corners of the digit's box or up to a fifth wider (a narrow digit's box taken 0.6 × its
+    height wide: nobody circles a 1 with a sliver), the pen 0.7–1.3 × the digit's own (at most an
+    eighth of its height), 10–40 % of the height of paper outside it. A small digit is enlarged
+    to 60–160 px first."""
+    c = crop(g, box, 0)
+    paper, ink = _levels(c)
+    t = _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0]))
+    h, w = t.shape
+    k = np.sqrt(0.5) * rng.uniform(1.0, 1.2)  # 1/√2 of the box: the ellipse through its corners
+    ry, rx = k * h, k * max(w, 0.6 * h)
+    pen = max(1.5, min(stroke_width(t > 0.5), h / 8) * rng.uniform(0.7, 1.3))  # 8×8 UCI enlarged: a blur, not a pen
+    out = int(rng.uniform(0.1, 0.4) * h)
+    ph, pw = int(ry + pen + out - h / 2), int(rx + pen + out - w / 2)
+    t = np.pad(t, ((max(0, ph),) * 2, (max(0, pw),) * 2))
+    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
+    cy, cx = (t.shape[0] - 1) / 2, (t.shape[1] - 1) / 2
+    ring = np.abs(np.hypot((yy - cy) / ry, (xx - cx) / rx) - 1) * min(ry, rx) < pen / 2
+    t = np.maximum(t, ring)
+    return _with_sensor_noise(paper - t * (paper - ink), rng)
+
+
+def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:
+    """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG'); ``neighbours`` ((grey, box)
+    of two other digits of the source) only for ``row``."""
+    height = box[2] - box[0]
+    if variant == "native":
+        return g, "PNG"
+    if variant in ("tight0", "tight2"):
+        return crop(g, box, int(variant[-1])), "PNG"
+    if variant == "margin":
+        return _with_margin(g, box, 0.05, rng), "PNG"
+    if variant.startswith("px"):
+        return _resize(crop(g, box, max(1, height // 10)), int(variant[2:])), "PNG"
+    if variant == "stretch_bin16":
+        c = crop(g, box, 0)
+        s = np.asarray(Image.fromarray(c).resize((16, 16), Image.Resampling.BOX), np.float32)
+        paper, ink = _levels(c)
+        return np.where(s < (paper + ink) / 2, 0, 255).astype(np.uint8), "PNG"
+    margin = max(1, height // 5)
+    if variant == "grey_lowc":
+        return _recolour(crop(g, box, margin), 150, rng.uniform(20, 40), rng), "PNG"
+    if variant == "dark_lowc":
+        return _recolour(crop(g, box, margin), 60, rng.uniform(20, 40), rng), "PNG"
+    if variant == "jpeg":
+        return crop(g, box, margin), "JPEG"
+    if variant == "dark_jpeg32":
+        return _resize(_recolour(crop(g, box, max(1, height // 10)), 60, rng.uniform(20, 40), rng), 32), "JPEG"
+    if variant == "uneven_tight0":
+        return _unevenly_lit(crop(g, box, 0), rng), "PNG"
+    if variant == "broken1":
+        return _broken(g, box, rng), "PNG"
+    if variant == "squared":
+        return _on_squared_paper(g, box, rng), "PNG"
+    if variant in ("bold_bin16", "bold_px16"):
+        return render(*_in_bold_pen(g, box, rng), "stretch_bin16" if variant == "bold_bin16" else "px16", rng)
+    if variant == "boxed":
+        return _in_form_box(g, box, rng), "PNG"
+    if variant == "row":
+        return _in_a_row(g, box, neighbours, rng), "PNG"
+    if variant == "shadow":
+        return _in_shadow(g, box, rng), "PNG"
+    if variant == "circled":
+        return _circled(g, box, rng), "PNG"
+    if variant == "uneven_photo":
+        c = crop(g, box, 0)
+        return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
+    raise ValueError(f"unknown framing variant {variant!r}")
