@@ -69,6 +69,8 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
       longer than the digit, but they are printed lighter than the pen; they reached the mask
       only by touching the digit (hysteresis) and would make it a tangle of loops.
     Where a pen stroke crosses a rule its run across the rule is long, so the digit is not cut in two.
+    A thin pen's strokes are no wider than the rules: ``_faint_bands`` finds those rules by their
+    faintness alone.
     """
     h, w = ink.shape
     none = np.zeros(ink.shape, bool)
@@ -81,6 +83,7 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
     weak = ink > _floor(grain, cfg)
     small = np.pad(weak, ((0, ph), (0, pw))).reshape((h + ph) // f, f, (w + pw) // f, f).any(axis=(1, 3))
     found = []  # (axis along the run, coarse straight runs, thin candidate pixels)
+    runs = []  # (axis along the run, coarse straight runs), thin or not
     across = None  # "thin" means narrower than this (px)
     for vertical in (False, True):
         length = int(cfg.line_frac * (small.shape[0] if vertical else small.shape[1]))
@@ -92,36 +95,77 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
         if not coarse.any():
             continue
         coarse = np.repeat(np.repeat(ndi.binary_dilation(coarse), f, 0), f, 1)[:h, :w]
+        runs.append((0 if vertical else 1, coarse))
         if across is None:  # only images with long straight runs pay for the pen's width
             across = max(5, int(round(0.015 * max(h, w))), int(round(0.7 * stroke_width(soft))))
         thin = ink - ndi.grey_opening(ink, size=(1, across) if vertical else (across, 1))
         cand = coarse & weak & (thin > 0.6 * ink)
         if cand.any():
             found.append((0 if vertical else 1, coarse, cand))
-    if not found:
-        return none
-    rest = mask & ~ndi.binary_dilation(np.logical_or.reduce([c for _, _, c in found]), iterations=2)
-    rest = _drop_specks(rest, cfg)
-    stroke = float(np.median(ink[rest])) if rest.any() else 0.0
-    lines = none.copy()
-    for axis, coarse, cand in found:
-        extent, side = _extent(rest, axis), ink.shape[axis]
-        edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
-        # A line's run is measured on the whole straight run (``coarse``), across the strokes
-        # that cut its thin part in pieces: a rule crossing a 1 is one rule, not two stubs.
-        lab, n = ndi.label(coarse, structure=np.ones((3, 3)))
-        for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            run = sl[axis].stop - sl[axis].start
-            mine = cand & (lab == i)
-            if not mine.any():
-                continue
-            crosses = sl[axis].start <= edge and sl[axis].stop >= side - edge
-            faint = float(np.median(ink[mine])) <= cfg.line_faint * stroke
-            if run >= cfg.line_over_digit * max(extent, 1) or (crosses and faint):
-                lines |= mine
+    lines = _faint_bands(ink, weak, mask, runs, cfg) if runs and cfg.faint_bands else none.copy()
+    if found:
+        rest = mask & ~ndi.binary_dilation(np.logical_or.reduce([c for _, _, c in found]), iterations=2)
+        rest = _drop_specks(rest, cfg)
+        stroke = float(np.median(ink[rest])) if rest.any() else 0.0
+        for axis, coarse, cand in found:
+            extent, side = _extent(rest, axis), ink.shape[axis]
+            edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
+            # A line's run is measured on the whole straight run (``coarse``), across the strokes
+            # that cut its thin part in pieces: a rule crossing a 1 is one rule, not two stubs.
+            lab, n = ndi.label(coarse, structure=np.ones((3, 3)))
+            for i, sl in enumerate(ndi.find_objects(lab), start=1):
+                run = sl[axis].stop - sl[axis].start
+                mine = cand & (lab == i)
+                if not mine.any():
+                    continue
+                crosses = sl[axis].start <= edge and sl[axis].stop >= side - edge
+                faint = float(np.median(ink[mine])) <= cfg.line_faint * stroke
+                if run >= cfg.line_over_digit * max(extent, 1) or (crosses and faint):
+                    lines |= mine
     if lines.any():
         lines = ndi.binary_dilation(lines) & (ink > 0)
     return lines
+
+
+def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list, cfg: PreprocessConfig) -> np.ndarray:
+    """The faint part of each straight run that crosses the image from border to border and is
+    faint beside the digit's other strokes, however wide it is.
+
+    A rule is printed lighter than the pen, but not always thinner: under a thin pen (a
+    fineliner, a ballpoint photographed close) the rules of squared paper are as wide as the
+    strokes, and ``find_lines``' width test keeps them; joined to the digit they make a tangle
+    of loops. Faintness alone tells them apart, measured against the strokes that lie in no
+    straight run (the same pen, the same blur), so a bold or thin 1 or a 7's bar crossing a
+    tight crop is compared with its own digit's curves, and is kept when the digit has none.
+    Ruled paper is a family of lines: one faint band alone may be the digit's own light stroke
+    (a 7's bar written lightly, crossing its tight crop), so bands are erased only two or more
+    at a time. Only a band's pixels fainter than halfway to the strokes are erased: where the
+    pen crosses the rule it stays.
+    """
+    none = np.zeros(ink.shape, bool)
+    straight = np.logical_or.reduce([coarse for _, coarse in runs])
+    # Darkness is compared core to core: a thin stroke's pixels are mostly its blurred fringe,
+    # so the median over all of them sits far below its core, a faint rule's far less so.
+    cores = mask & ~straight & (ink >= ndi.maximum_filter(ink, size=3))
+    if not cores.any():
+        return none
+    stroke = float(np.median(ink[cores]))
+    bands = []
+    for axis, coarse in runs:
+        side = ink.shape[axis]
+        edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
+        lab, _ = ndi.label(coarse, structure=np.ones((3, 3)))
+        for i, sl in enumerate(ndi.find_objects(lab), start=1):
+            if sl is None or sl[axis].start > edge or sl[axis].stop < side - edge:
+                continue
+            px = (lab[sl] == i) & weak[sl]
+            across = np.where(px, ink[sl], 0).max(axis=1 - axis)  # the band's core, all along it
+            level = float(np.median(across[across > 0])) if px.any() else stroke
+            if level <= cfg.line_faint * stroke:
+                band = none.copy()
+                band[sl] = px & (ink[sl] < (level + stroke) / 2)
+                bands.append(band)
+    return np.logical_or.reduce(bands) if len(bands) >= 2 else none
 
 
 def _extent(mask: np.ndarray, axis: int) -> int:
