@@ -47,6 +47,7 @@ class PreprocessConfig:
     line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink,
     line_faint: float = 0.5  # or when they cross the image and are at most this × as dark as its strokes
     faint_bands: bool = True  # such faint crossing rules are erased however wide (a thin pen on squared paper)
+    rule_max_width: float = 0.05  # ... up to this × the image side at half their darkness (wider: a blurred stroke's fringe)
     line_angles: tuple[float, ...] = (-6.0, -3.0, 0.0, 3.0, 6.0)  # degrees; photos are rarely square-on
     form_box_depth: float = 0.25  # a form's printed box is looked for this far in from each border (0: never)
     form_line_cover: float = 0.6  # its line covers this much of the image's middle 80 % along the border

@@ -128,8 +128,8 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
 
 
 def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list, cfg: PreprocessConfig) -> np.ndarray:
-    """The faint part of each straight run that crosses the image from border to border and is
-    faint beside the digit's other strokes, however wide it is.
+    """The bare stretches of the straight runs that cross the image from border to border and are
+    faint beside the digit's other strokes, however wide they are (a mask to erase).
 
     A rule is printed lighter than the pen, but not always thinner: under a thin pen (a
     fineliner, a ballpoint photographed close) the rules of squared paper are as wide as the
@@ -139,8 +139,9 @@ def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list
     tight crop is compared with its own digit's curves, and is kept when the digit has none.
     Ruled paper is a family of lines: one faint band alone may be the digit's own light stroke
     (a 7's bar written lightly, crossing its tight crop), so bands are erased only two or more
-    at a time. Only a band's pixels fainter than halfway to the strokes are erased: where the
-    pen crosses the rule it stays.
+    at a time. A band is erased only across its bare stretches, where its core stays below
+    halfway to the strokes: where the pen crosses or runs along it (and the blurred fringe of a
+    stroke lying along it: an 8×8 digit enlarged), the pen and the paper around it stay.
     """
     none = np.zeros(ink.shape, bool)
     straight = np.logical_or.reduce([coarse for _, coarse in runs])
@@ -159,11 +160,14 @@ def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list
             if sl is None or sl[axis].start > edge or sl[axis].stop < side - edge:
                 continue
             px = (lab[sl] == i) & weak[sl]
-            across = np.where(px, ink[sl], 0).max(axis=1 - axis)  # the band's core, all along it
-            level = float(np.median(across[across > 0])) if px.any() else stroke
-            if level <= cfg.line_faint * stroke:
+            if not px.any():
+                continue
+            core = np.where(px, ink[sl], 0).max(axis=1 - axis)  # the band's core, all along it
+            level = float(np.median(core[core > 0]))
+            width = np.median((px & (ink[sl] >= np.expand_dims(core, 1 - axis) / 2)).sum(axis=1 - axis))
+            if level <= cfg.line_faint * stroke and width <= cfg.rule_max_width * max(ink.shape):
                 band = none.copy()
-                band[sl] = px & (ink[sl] < (level + stroke) / 2)
+                band[sl] = px & np.expand_dims(core < (level + stroke) / 2, 1 - axis)
                 bands.append(band)
     return np.logical_or.reduce(bands) if len(bands) >= 2 else none
 
