@@ -78,6 +78,14 @@ def test_each_framing_renders_what_it_names():
     ring = lab == lab[circled.shape[0] // 2, np.argmax(middle)]  # the first ink across the middle
     assert n == 2 and circled.shape[0] > 1.2 * h
     assert ndi.binary_fill_holes(ring).sum() > 3 * ring.sum()  # a closed curve around the digit
+    thin = out["thin_squared"].astype(float)
+    pen = thin < (thin.min() + np.median(thin)) / 2  # the pen's strokes; the rules are lighter
+    ys = np.nonzero(pen.any(axis=1))[0]
+    from mnist_gen.preprocess.normalize import stroke_width
+
+    assert 0.01 < stroke_width(pen) / (ys[-1] - ys[0] + 1) < 0.05  # a fine pen: 1.5–4 % of the height
+    rows = np.median(thin, axis=1)
+    assert ((rows < np.median(thin) - 5) & (rows > thin.min() + 20)).any()  # squared paper, lighter than the pen
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():
