@@ -108,8 +108,7 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
         rest = _drop_specks(rest, cfg)
         stroke = float(np.median(ink[rest])) if rest.any() else 0.0
         for axis, coarse, cand in found:
-            extent, side = _extent(rest, axis), ink.shape[axis]
-            edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
+            extent = _extent(rest, axis)
             # A line's run is measured on the whole straight run (``coarse``), across the strokes
             # that cut its thin part in pieces: a rule crossing a 1 is one rule, not two stubs.
             lab, n = ndi.label(coarse, structure=np.ones((3, 3)))
@@ -118,9 +117,8 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
                 mine = cand & (lab == i)
                 if not mine.any():
                     continue
-                crosses = sl[axis].start <= edge and sl[axis].stop >= side - edge
                 faint = float(np.median(ink[mine])) <= cfg.line_faint * stroke
-                if run >= cfg.line_over_digit * max(extent, 1) or (crosses and faint):
+                if run >= cfg.line_over_digit * max(extent, 1) or (_crosses(sl, axis, ink.shape[axis]) and faint):
                     lines |= mine
     if lines.any():
         lines = ndi.binary_dilation(lines) & (ink > 0)
@@ -153,11 +151,9 @@ def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list
     stroke = float(np.median(ink[cores]))
     bands = []
     for axis, coarse in runs:
-        side = ink.shape[axis]
-        edge = max(1, round(0.03 * side))  # "reaches the border": within 3 % of it
         lab, _ = ndi.label(coarse, structure=np.ones((3, 3)))
         for i, sl in enumerate(ndi.find_objects(lab), start=1):
-            if sl is None or sl[axis].start > edge or sl[axis].stop < side - edge:
+            if not _crosses(sl, axis, ink.shape[axis]):
                 continue
             px = (lab[sl] == i) & weak[sl]
             if not px.any():
@@ -170,6 +166,12 @@ def _faint_bands(ink: np.ndarray, weak: np.ndarray, mask: np.ndarray, runs: list
                 band[sl] = px & np.expand_dims(core < (level + stroke) / 2, 1 - axis)
                 bands.append(band)
     return np.logical_or.reduce(bands) if len(bands) >= 2 else none
+
+
+def _crosses(sl: tuple, axis: int, side: int) -> bool:
+    """A run's box reaches both borders along ``axis`` (within 3 % of the side: a faint end)."""
+    edge = max(1, round(0.03 * side))
+    return sl[axis].start <= edge and sl[axis].stop >= side - edge
 
 
 def _extent(mask: np.ndarray, axis: int) -> int:
