@@ -200,28 +200,57 @@ def wide_part(mask: np.ndarray, frac: float, inside: bool = False) -> np.ndarray
 def _shaded(u: np.ndarray, cfg: PreprocessConfig) -> bool:
     """The lighting has an edge: each of the image's two tones (an Otsu split of ``u``, the coarse
     image with light from one side taken out) holds areas ``lighting_frac`` of its side wide, within
-    the image, over 5 % of it.
+    the image, over 5 % of it; or one tone does and its wide area is a shade (``_a_shade``).
 
     Ink is narrow, lighting wide. A digit's stroke, even a bold one cropped tight, is a fraction
-    of the image across, so only the paper's tone holds wide areas; a hard shadow over part of
-    the page (a phone, a hand) makes a second wide tone, which a plane cannot follow and which the
-    shapes' vote (``_ink_is_dark``) took for the paper or the ink: 70 % of 300 MNIST training
-    digits photographed so read right (the polarity reversed in 55). Images too small to show
-    lighting are never shaded.
+    of the image across, so only the paper's tone holds wide areas; a hard shadow (a phone, a hand)
+    makes a second wide tone, which a plane cannot follow and the shapes' vote (``_ink_is_dark``)
+    took for the paper or the ink (70 % of 300 shadowed MNIST training digits read right). Images
+    too small to show lighting are never shaded.
 
-    Within the image: taken to run on beyond its border, a bold stroke along the border of a tight
-    crop passed for a wide area (1 in 5 bold MNIST crops), the crop was levelled as if shaded and
-    its polarity came out reversed (300 such crops: 99.0 → 94.7 %); used for the lid alone, that
-    looser test changed 140 readings of USPS's 2,007 digits enlarged to 64 px (3 fewer right).
-    Within it, a shadow along a border narrower than the square goes unseen (300 shadowed MNIST
-    training digits: 92.0 % read right with the looser test for the lid, 88.0 % within), which
-    the framing tables are worth.
+    Within the image: taken to run on beyond its border, a bold stroke along a tight crop's border
+    passed for a wide area (1 in 5 bold MNIST crops) and the crop's polarity came out reversed
+    (300 such crops: 99.0 → 94.7 %); a shadow along a border narrower than the square goes unseen.
     """
     if cfg.lighting_frac <= 0 or max(u.shape) < cfg.min_plane_side:
         return False
     dark = u < _otsu(u)
-    wide = [wide_part(m, cfg.lighting_frac, inside=True).mean() for m in (dark, ~dark)]
-    return bool(min(wide) > 0.05)
+    wide = [wide_part(m, cfg.lighting_frac, inside=True) for m in (dark, ~dark)]
+    if min(w.mean() for w in wide) > 0.05:
+        return True
+    return any(_a_shade(u, m, w, cfg) for m, w in zip((dark, ~dark), wide, strict=True))
+
+
+def _on_frame(mask: np.ndarray) -> tuple[float, int]:
+    """(share of the image's border in ``mask``, how many separate stretches of it; all: none)."""
+    ring = np.concatenate([mask[0, :-1], mask[:-1, -1], mask[-1, :0:-1], mask[:0:-1, 0]])  # in order around
+    return float(ring.mean()), int(np.sum(ring & ~np.roll(ring, 1)))
+
+
+def _a_shade(u: np.ndarray, tone: np.ndarray, wide: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """``wide``, the wide part of one of the two tones, is a shade though the other tone holds no
+    wide area (version 22): the digit stands in the light and cuts the lit paper into strips, or the
+    shade covers most of the page. A chalk digit's board and the paper between a bold digit's
+    strokes cropped tight are one wide tone too; lighting differs from both:
+
+    * the rest of the image (the light, the digit in it) holds wide areas too;
+    * the shade owns one stretch of the frame, 10–90 % of it (its caster is outside the image), and
+      its tone meets the frame nowhere else: the digit stands in the light clear of the frame (a
+      bold or blurred digit cropped tight meets it in several places);
+    * it lies between the paper and the ink: it darkens the strokes under it too, so its tone's
+      far 2 % lie beyond its level, away from the light, by ``shade_ink_beyond`` × its step from
+      the light (on the paper between bold strokes, the extreme tone, they do not).
+    """
+    if cfg.shade_ink_beyond <= 0 or wide.mean() <= 0.05:
+        return False
+    if wide_part(~wide, cfg.lighting_frac, inside=True).mean() <= 0.05:
+        return False
+    (share, stretches), (_, tone_stretches) = _on_frame(wide), _on_frame(tone)
+    if not (0.1 <= share <= 0.9 and stretches == tone_stretches == 1):
+        return False
+    light, shade = float(np.median(u[~tone])), float(np.median(u[wide]))
+    far = float(np.percentile(u[tone], 2 if light > shade else 98))
+    return abs(shade - far) >= cfg.shade_ink_beyond * abs(light - shade)
 
 
 def _levelled(u: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
