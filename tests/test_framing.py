@@ -12,6 +12,7 @@ from mnist_gen.evalsets.framing import SOURCES, VARIANTS
 from mnist_gen.evalsets.renders import render
 from mnist_gen.evalsets.scans import default_usps_path, read_usps
 from mnist_gen.preprocess import normalize_digit, to_mnist
+from mnist_gen.preprocess.normalize import stroke_width
 
 
 def _digit() -> tuple[np.ndarray, tuple]:
@@ -81,8 +82,6 @@ def test_each_framing_renders_what_it_names():
     thin = out["thin_squared"].astype(float)
     pen = thin < (thin.min() + np.median(thin)) / 2  # the pen's strokes; the rules are lighter
     ys = np.nonzero(pen.any(axis=1))[0]
-    from mnist_gen.preprocess.normalize import stroke_width
-
     assert 0.01 < stroke_width(pen) / (ys[-1] - ys[0] + 1) < 0.05  # a fine pen: 1.5–4 % of the height
     rows = np.median(thin, axis=1)
     assert ((rows < np.median(thin) - 5) & (rows > thin.min() + 20)).any()  # squared paper, lighter than the pen
@@ -90,7 +89,6 @@ def test_each_framing_renders_what_it_names():
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():
     from mnist_gen.evalsets.renders import _in_bold_pen
-    from mnist_gen.preprocess.normalize import stroke_width
 
     g, box = _digit()  # pen 9 px in a 80 px tall 7: 11 %
     for seed in range(5):
