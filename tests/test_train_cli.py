@@ -129,13 +129,6 @@ def test_unknown_model_lists_the_valid_ones(tmp_path):
     assert "Traceback" not in out
 
 
-@pytest.mark.parametrize("override,needle", [("trainer.max_epochs=-1", "trainer.max_epochs"),
-                                             ("data.batch_size=0", "data.batch_size")])
-def test_bad_values_are_one_clear_sentence(tmp_path, override, needle):
-    proc = run_cli("train.py", override, f"hydra.run.dir={tmp_path}", timeout=120)
-    assert proc.returncode == 2 and needle in proc.stderr and "Traceback" not in proc.stderr
-
-
 def test_last_checkpoint_is_written_every_epoch_even_without_improvement(tmp_path, mnist_dir):
     """Resuming needs every epoch's state; Lightning's save_last alone writes only when the best improves."""
     proc = run_cli("train.py", "model.optimizer.lr=1e-12", "data.max_train_samples=300", "trainer.max_epochs=3",
