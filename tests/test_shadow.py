@@ -1,12 +1,12 @@
 """A digit photographed under a hard shadow (a phone or a hand over part of the page) is read as in
-full light (``preprocess/paper.py``: ``_shaded``, ``_levelled``, ``wide_part``); pages without
+full light (``preprocess/shade.py``: ``has_shadow``, ``levelled``, ``wide_part``); pages without
 one are read exactly as before."""
 
 import numpy as np
 import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
-from mnist_gen.preprocess.paper import wide_part
+from mnist_gen.preprocess.shade import wide_part
 from tests.pages import big_digits, on_paper, similar
 
 OFF = PreprocessConfig(lighting_frac=0)

@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import PreprocessConfig
 from mnist_gen.preprocess.normalize import resize, stroke_width
+from mnist_gen.preprocess.shade import has_shadow, levelled, otsu, wide_part
 
 
 def _coarse(gray: np.ndarray, side: int = 48) -> np.ndarray:
@@ -39,7 +40,7 @@ class Paper:
     coef: np.ndarray  # plane over [-0.5, 0.5]², in the image's own grey levels
     grain: float  # robust std of the paper around its surface, at the resolution it was fitted
     dark_ink: bool  # the ink is darker than the paper (pen on paper), else lighter (chalk, MNIST arrays)
-    shaded: bool = False  # the lighting has an edge (a hard shadow): its wide areas are no ink (``_shaded``)
+    shaded: bool = False  # the lighting has an edge (a hard shadow): its wide areas are no ink (``has_shadow``)
     ambiguous: bool = False  # the frame could not say (mixed): the polarity came from the classes' shapes
 
     def surface(self, shape: tuple[int, int]) -> np.ndarray:
@@ -99,25 +100,6 @@ def _lts_plane(basis: np.ndarray, z: np.ndarray, starts: int = 4) -> tuple[np.nd
     return best, float(np.sqrt(best_obj / h / 0.1426))
 
 
-def _otsu(x: np.ndarray, bins: int = 256) -> float:
-    """Otsu's threshold. Written here before scikit-image became a dependency (for one evaluation
-    render); its ``threshold_otsu`` splits the same pixels (201 USPS framings compared), but the
-    flat and tiny-range cases below are the pipeline's own, so this stays."""
-    lo, hi = float(np.min(x)), float(np.max(x))
-    if hi - lo <= 1e-6:  # a flat image (a blank page, to rounding): nothing to split
-        return hi
-    # float64: a range of a few 1e-6 (a lit blank page with its light taken out) has no 256
-    # distinct bin edges in float32, and numpy refuses to bin it
-    hist, edges = np.histogram(np.asarray(x, np.float64), bins=bins)
-    mids = (edges[:-1] + edges[1:]) / 2
-    w0 = np.cumsum(hist)
-    w1 = w0[-1] - w0
-    m0 = np.cumsum(hist * mids) / np.maximum(w0, 1)
-    m1 = (np.sum(hist * mids) - np.cumsum(hist * mids)) / np.maximum(w1, 1)
-    between = w0 * w1 * (m0 - m1) ** 2
-    return float(mids[int(np.argmax(between[:-1]))])
-
-
 def _light_under_two_classes(c: np.ndarray, iters: int = 4) -> np.ndarray:
     """The slope of light from one side across an image of two classes (paper and ink): the plane
     coefficients (0, ax, ay) of ``c = plane + step · [dark class]``, fitted by alternating an Otsu
@@ -130,7 +112,7 @@ def _light_under_two_classes(c: np.ndarray, iters: int = 4) -> np.ndarray:
     slope = np.zeros(3)
     for _ in range(iters):
         r = z - basis @ slope
-        dark = (r < _otsu(r)).astype(np.float64)
+        dark = (r < otsu(r)).astype(np.float64)
         sol = np.linalg.lstsq(np.column_stack([basis, dark]), z, rcond=None)[0]
         slope = np.array([0.0, sol[1], sol[2]])
     return slope
@@ -166,7 +148,7 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     ``c`` comes with light from one side already taken out (``_unlit``): split at one global
     level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
     """
-    dark = c < _otsu(c)
+    dark = c < otsu(c)
 
     def pieces(m: np.ndarray) -> int:
         lab, n = ndi.label(m, structure=np.ones((3, 3)))
@@ -186,80 +168,6 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     if vote == 0:
         return bool(dark[frame_mask(c.shape, cfg.frame_frac)].mean() <= 0.5)
     return bool(vote > 0)
-
-
-def wide_part(mask: np.ndarray, frac: float, inside: bool = False) -> np.ndarray:
-    """The part of ``mask`` that holds a square ``frac`` × the image's longest side (an opening:
-    minimum then maximum filters, separable and linear in the side; odd, so the two align).
-    ``inside``: the square lies within the image; else the mask runs on beyond the border."""
-    k = max(3, int(round(frac * max(mask.shape)))) | 1
-    m = ndi.minimum_filter(mask.astype(np.uint8), k, mode="constant" if inside else "nearest", cval=0)
-    return ndi.maximum_filter(m, k, mode="nearest") > 0
-
-
-def _shaded(u: np.ndarray, cfg: PreprocessConfig) -> bool:
-    """The lighting has an edge: each of the image's two tones (an Otsu split of ``u``, the coarse
-    image with light from one side taken out) holds areas ``lighting_frac`` of its side wide, within
-    the image, over 5 % of it; or one tone does and its wide area is a shade (``_a_shade``).
-
-    Ink is narrow, lighting wide. A digit's stroke, even a bold one cropped tight, is a fraction
-    of the image across, so only the paper's tone holds wide areas; a hard shadow (a phone, a hand)
-    makes a second wide tone, which a plane cannot follow and the shapes' vote (``_ink_is_dark``)
-    took for the paper or the ink (70 % of 300 shadowed MNIST training digits read right). Images
-    too small to show lighting are never shaded.
-
-    Within the image: taken to run on beyond its border, a bold stroke along a tight crop's border
-    passed for a wide area (1 in 5 bold MNIST crops) and the crop's polarity came out reversed
-    (300 such crops: 99.0 → 94.7 %); a shadow along a border narrower than the square goes unseen.
-    """
-    if cfg.lighting_frac <= 0 or max(u.shape) < cfg.min_plane_side:
-        return False
-    dark = u < _otsu(u)
-    wide = [wide_part(m, cfg.lighting_frac, inside=True) for m in (dark, ~dark)]
-    if min(w.mean() for w in wide) > 0.05:
-        return True
-    return any(_a_shade(u, m, w, cfg) for m, w in zip((dark, ~dark), wide, strict=True))
-
-
-def _on_frame(mask: np.ndarray) -> tuple[float, int]:
-    """(share of the image's border in ``mask``, how many separate stretches of it; all: none)."""
-    ring = np.concatenate([mask[0, :-1], mask[:-1, -1], mask[-1, :0:-1], mask[:0:-1, 0]])  # in order around
-    return float(ring.mean()), int(np.sum(ring & ~np.roll(ring, 1)))
-
-
-def _a_shade(u: np.ndarray, tone: np.ndarray, wide: np.ndarray, cfg: PreprocessConfig) -> bool:
-    """``wide``, the wide part of one of the two tones, is a shade though the other tone holds no
-    wide area (version 22): the digit stands in the light and cuts the lit paper into strips, or the
-    shade covers most of the page. A chalk digit's board and the paper between a bold digit's
-    strokes cropped tight are one wide tone too; lighting differs from both:
-
-    * the rest of the image (the light, the digit in it) holds wide areas too;
-    * the shade owns one stretch of the frame, 10–90 % of it (its caster is outside the image), and
-      its tone meets the frame nowhere else: the digit stands in the light clear of the frame (a
-      bold or blurred digit cropped tight meets it in several places);
-    * it lies between the paper and the ink: it darkens the strokes under it too, so its tone's
-      far 2 % lie beyond its level, away from the light, by ``shade_ink_beyond`` × its step from
-      the light (on the paper between bold strokes, the extreme tone, they do not).
-    """
-    if cfg.shade_ink_beyond <= 0 or wide.mean() <= 0.05:
-        return False
-    if wide_part(~wide, cfg.lighting_frac, inside=True).mean() <= 0.05:
-        return False
-    (share, stretches), (_, tone_stretches) = _on_frame(wide), _on_frame(tone)
-    if not (0.1 <= share <= 0.9 and stretches == tone_stretches == 1):
-        return False
-    light, shade = float(np.median(u[~tone])), float(np.median(u[wide]))
-    far = float(np.percentile(u[tone], 2 if light > shade else 98))
-    return abs(shade - far) >= cfg.shade_ink_beyond * abs(light - shade)
-
-
-def _levelled(u: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """``u`` less a running median ``level_frac`` of its side wide: the shadow taken out, the ink
-    left. A median keeps a straight edge where it is (the window's centre is on the majority's
-    side) and passes over strokes covering less than half of it, dark or light, so it needs no
-    polarity."""
-    k = max(3, int(round(cfg.level_frac * max(u.shape))))
-    return u - ndi.median_filter(u, size=k, mode="nearest")
 
 
 def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = None) -> Paper:
@@ -282,13 +190,13 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     ``dark_ink`` forces the polarity (the other reading of an ambiguous image): the paper is
     then the frame's pixels on the paper's side.
 
-    A hard shadow (``_shaded``: both tones hold wide areas) is lighting with an edge, which no
+    A hard shadow (``has_shadow``: both tones hold wide areas) is lighting with an edge, which no
     plane follows: the frame mostly reads as mixed, and the shapes are read with the shadow levelled
-    out (``_levelled``); ``flatten_illumination`` then keeps the shadow out of the lid's width.
+    out (``levelled``); ``flatten_illumination`` then keeps the shadow out of the lid's width.
     """
     c = _coarse(gray)
     unlit, slope = _unlit(c, cfg)
-    shaded = _shaded(unlit, cfg)
+    shaded = has_shadow(unlit, cfg)
     ring = frame_mask(c.shape, cfg.frame_frac).reshape(-1)
     basis = _plane_basis(*c.shape)
     z = c.reshape(-1).astype(np.float64)
@@ -318,11 +226,11 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         # with the two classes (the frame alone cannot show it). Under a hard shadow the two classes
         # are the light and the shade: the shapes are read with the shadow levelled out.
         if dark_ink is None:
-            dark_ink = _ink_is_dark(_levelled(unlit, cfg) if shaded else unlit, cfg)
+            dark_ink = _ink_is_dark(levelled(unlit, cfg) if shaded else unlit, cfg)
         zf = unlit.astype(np.float64)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
-        paper_px = zr[(zr >= _otsu(zf)) == dark_ink]
+        paper_px = zr[(zr >= otsu(zf)) == dark_ink]
         spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
         return Paper(np.array([side, slope[1], slope[2]]), max(spread, cfg.min_grain), dark_ink, shaded, mixed)
     # Count only clear departures: beyond the grain, and beyond a third of the strongest one
@@ -492,7 +400,7 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
         # the frame, whose spread would drown the stroke, while its flat core shows the sensor's
         # grain as well as paper would. Noise has no flat class: it stays "nothing stands out".
         # The classes are taken with the plane divided out (side light would spread them).
-        split = _otsu(flat)
+        split = otsu(flat)
         classes = [v for v in (flat[flat < split], flat[flat >= split]) if v.size >= 4]
         typical = float(np.median(surface))
         spread = min([paper.grain] + [_paper_level(v)[1] * typical for v in classes])
