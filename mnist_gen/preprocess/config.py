@@ -35,6 +35,7 @@ class PreprocessConfig:
     min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
     lighting_frac: float = 0.3  # both tones hold areas this × the image side wide: a shadow's edge (0: never)
     shade_ink_beyond: float = 0.25  # ... or one tone's wide area is a shade the ink lies beyond, by this × its step (0: never)
+    shade_frac: float = 0.2  # ... which need only hold a square this × the image's shorter side (0: version 22's third of the longest)
     level_frac: float = 0.5  # a shadowed image is levelled by a running median this × its side wide
     min_grain: float = 0.008  # floor of the paper's grain, 2 of 255 levels (a synthetic image has none)
     min_grain_frac: float = 0.02  # and at least this × the image's range (JPEG's flat blocks hide the grain)
