@@ -8,8 +8,7 @@ import torch
 
 from mnist_gen.data import refiled
 from mnist_gen.data.datamodule import DigitDataModule
-from mnist_gen.data.refiled import cached_refiled, refile_digits, render, styled_sources
-from mnist_gen.data.styles import style_digits
+from mnist_gen.data.refiled import cached_refiled, refile_digits, render
 from mnist_gen.errors import UserError
 from mnist_gen.settings import compose_group
 
@@ -59,27 +58,27 @@ def test_a_blank_digit_keeps_its_image_and_is_not_swapped():
 
 
 def test_cache_is_reused_rebuilt_when_broken_and_optional(digits, tmp_path, monkeypatch, caplog):
-    x, y = digits[0][:20], digits[1][:20]
-    first, ok = cached_refiled(x, y, tmp_path, FRAMINGS)
+    x = digits[0][:20]
+    first, ok = cached_refiled(x, tmp_path, FRAMINGS)
     (path,) = (tmp_path / "cache" / "refiled").iterdir()
 
     def fail(*a, **k):
         raise AssertionError("read again although cached")
 
     monkeypatch.setattr(refiled, "refile_digits", fail)
-    again, ok_again = cached_refiled(x, y, tmp_path, FRAMINGS)
+    again, ok_again = cached_refiled(x, tmp_path, FRAMINGS)
     assert np.array_equal(first, again) and np.array_equal(ok, ok_again)
     monkeypatch.undo()
 
     path.write_bytes(b"not an npz")
     with caplog.at_level(logging.WARNING):
-        rebuilt, _ = cached_refiled(x, y, tmp_path, FRAMINGS)
+        rebuilt, _ = cached_refiled(x, tmp_path, FRAMINGS)
     assert np.array_equal(first, rebuilt) and "unreadable" in caplog.text
 
-    other = cached_refiled(x[:10], y[:10], tmp_path, FRAMINGS)[0]  # other digits: another cache entry
+    other = cached_refiled(x[:10], tmp_path, FRAMINGS)[0]  # other digits: another cache entry
     assert np.array_equal(other, first[:10]) and len(list(path.parent.iterdir())) == 2
     with pytest.raises(UserError, match="augment.refiled needs sizes"):
-        cached_refiled(x, y, tmp_path, {"p": 0.3, "stretch": 0.5, "binary": 0.5, "seed": 0})
+        cached_refiled(x, tmp_path, {"p": 0.3, "stretch": 0.5, "binary": 0.5, "seed": 0})
 
 
 def test_unwritable_data_folder_still_gives_the_readings(digits, tmp_path, monkeypatch, caplog):
@@ -91,23 +90,8 @@ def test_unwritable_data_folder_still_gives_the_readings(digits, tmp_path, monke
     monkeypatch.setattr(mnist_gen.io, "write_atomic", read_only)  # as a read-only folder answers (root ignores modes)
     x = digits[0][:8]
     with caplog.at_level(logging.WARNING):
-        out, ok = cached_refiled(x, digits[1][:8], tmp_path, FRAMINGS)
+        out, ok = cached_refiled(x, tmp_path, FRAMINGS)
     assert out.shape == x.shape and ok.all() and "could not cache" in caplog.text
-
-
-def test_styled_share_files_the_styled_copies_of_1s_7s_and_9s(digits):
-    x, y = digits
-    copies, ok = style_digits(x, y)
-    assert ok.sum() >= 20 and set(y[ok].tolist()) <= {1, 7, 9}
-    assert styled_sources(x, y, FRAMINGS) is x  # robust_files: plain digits only
-    every = styled_sources(x, y, {**FRAMINGS, "styled": 1.0})
-    assert np.array_equal(every[ok], copies[ok]) and np.array_equal(every[~ok], x[~ok])
-    recipe = compose_group("augment", "robust_files_styled")["refiled"]
-    assert {k: v for k, v in recipe.items() if k != "styled"} == {k: v for k, v in FRAMINGS.items() if k != "styled"}
-    half = styled_sources(x, y, recipe)
-    changed = (half != x).any(axis=(1, 2))
-    assert not changed[~ok].any() and 0.25 < changed[ok].mean() < 0.75  # styled: 0.5 of those with a copy
-    assert np.array_equal(half, styled_sources(x, y, recipe))  # drawn from the framings' seed
 
 
 def test_datamodule_swaps_readings_in_after_styles_resumably(mnist_dir, tmp_path):

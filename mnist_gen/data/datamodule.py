@@ -180,8 +180,7 @@ class DigitDataModule(L.LightningDataModule):
         if (self.augment or {}).get("refiled"):  # minutes of reading: once, not once per DDP rank
             from mnist_gen.data.refiled import cached_refiled
 
-            split = self.prepare_arrays()
-            cached_refiled(split.x_train, split.y_train, self.data_dir, self.augment["refiled"])
+            cached_refiled(self.prepare_arrays().x_train, self.data_dir, self.augment["refiled"])
 
     def setup(self, stage: str | None = None):
         split = self.prepare_arrays()
@@ -204,8 +203,7 @@ class DigitDataModule(L.LightningDataModule):
         if refiled := (self.augment or {}).get("refiled"):
             from mnist_gen.data.refiled import cached_refiled
 
-            readings = cached_refiled(split.x_train, split.y_train, self.data_dir, refiled)
-            out.append(SwappedCopies(*readings, refiled["p"], device, stream=2))
+            out.append(SwappedCopies(*cached_refiled(split.x_train, self.data_dir, refiled), refiled["p"], device, stream=2))
         return out
 
     def _epoch(self) -> int:

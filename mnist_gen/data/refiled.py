@@ -8,11 +8,8 @@ thickened toward MNIST's width, its box refitted and its centre re-found. The ar
 stretched 1 trained on is a fat slab, the same 1 read from a file a thinned bar with stubs.
 Here each training digit is rendered once as such a file (one framing per digit, drawn from
 its index) and read by ``to_mnist``, so a model can be trained on the pipeline's own reading.
-A share of the 1s, 7s and 9s are filed in the styles MNIST lacks (``styles.py``): a flagged 1
-stretched to fill the square is a shape of its own (a held-out test, MNIST test 1s styled and
-stretched, read 70 % against 94 % plain), which neither swap alone ever shows the model.
 
-54k readings take minutes (12 min on 2 cores at pipeline version 23), so they are cached under
+60k readings take minutes (~8 ms each on one core), so they are cached under
 ``<data dir>/cache/refiled/``, keyed by the digits, the framings and ``PIPELINE_VERSION``.
 """
 
@@ -36,9 +33,8 @@ log = logging.getLogger(__name__)
 #: The framings' keys (``augment.refiled`` in configs/augment/robust_files.yaml, the one place
 #: for their values): ``stretch`` (share of digits whose ink box is stretched to fill the square;
 #: the rest keep their aspect ratio), ``sizes`` (the stored digit's side in px), ``binary`` (share
-#: thresholded to black and white), ``styled`` (share of the digits that have a styled copy filed
-#: in that style), ``seed`` (which framing and style each digit gets).
-FRAMING_KEYS = ("stretch", "sizes", "binary", "styled", "seed")
+#: thresholded to black and white), ``seed`` (which framing each digit gets).
+FRAMING_KEYS = ("stretch", "sizes", "binary", "seed")
 #: Enough digits per process to outweigh starting it.
 PARALLEL_FROM = 256
 
@@ -95,28 +91,13 @@ def refile_digits(images: np.ndarray, framings: dict, jobs: int | None = None) -
     return np.stack([d for d, _ in out]), np.array([ok for _, ok in out], bool)
 
 
-def styled_sources(images: np.ndarray, labels: np.ndarray, framings: dict) -> np.ndarray:
-    """The digits to file: each that has a styled copy (``styles.style_digits``, the copies the
-    ``styles`` swap uses) is replaced by it with probability ``framings["styled"]``."""
-    if not framings["styled"]:
-        return images
-    from mnist_gen.data.styles import style_digits
-
-    copies, ok = style_digits(images, labels)
-    pick = ok & (np.random.default_rng([int(framings["seed"]), 1]).random(len(images)) < framings["styled"])
-    return np.where(pick[:, None, None], copies, images)
-
-
-def cached_refiled(images: np.ndarray, labels: np.ndarray, data_dir: str | os.PathLike,
-                   framings: dict) -> tuple[np.ndarray, np.ndarray]:
-    """``refile_digits`` of ``styled_sources(images, labels)``, stored under
-    ``<data_dir>/cache/refiled/`` and reused while the digits, the framings and the pipeline are
-    unchanged. A cache that cannot be read or written is rebuilt or skipped with a warning:
-    training goes on either way."""
+def cached_refiled(images: np.ndarray, data_dir: str | os.PathLike, framings: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``refile_digits(images)``, stored under ``<data_dir>/cache/refiled/`` and reused while the
+    digits, the framings and the pipeline are unchanged. A cache that cannot be read or written
+    is rebuilt or skipped with a warning: training goes on either way."""
     if missing := [k for k in FRAMING_KEYS if k not in framings]:
         raise UserError(f"augment.refiled needs {', '.join(missing)} (see configs/augment/robust_files.yaml).")
     framings = {k: framings[k] for k in FRAMING_KEYS}  # the share swapped in (p) is not the readings'
-    images = styled_sources(images, labels, framings)
     key = {"v": PIPELINE_VERSION, "framings": framings,
            "digits": hashlib.sha256(np.ascontiguousarray(images, np.uint8).tobytes()).hexdigest()}
     path = Path(data_dir) / "cache" / "refiled" / f"refiled-{key_digest(key)}.npz"
