@@ -28,7 +28,7 @@ from mnist_gen.preprocess import (
     normalize_digit,
     to_mnist,
 )
-from mnist_gen.preprocess.ink import count_loops
+from mnist_gen.preprocess.ink import _line_footprint, _opened, count_loops
 from mnist_gen.preprocess.load import array_to_gray
 from mnist_gen.preprocess.paper import find_paper
 from mnist_gen.settings import compose_group
@@ -777,6 +777,18 @@ def test_random_blobs_are_box_fitted_and_centred(h, w, seed):
     if out.any():
         cy, cx = ndi.center_of_mass(out.astype(float))
         assert abs(cy - 13.5) <= 4 and abs(cx - 13.5) <= 4
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 90), st.integers(1, 90), st.floats(0.2, 0.98), st.integers(2, 60),
+       st.sampled_from([-6.0, -3.0, 0.0, 3.0, 6.0, -20.0, 11.0]), st.booleans(), st.integers(0, 2**31 - 1))
+def test_line_opening_is_scipys(h, w, density, length, angle, vertical, seed):
+    # find_lines' opening stops eroding once nothing is left: the same pixels as scipy's, every footprint
+    rng = np.random.default_rng(seed)
+    mask = rng.random((h, w)) < density
+    mask[rng.integers(0, h), :] = True  # a full row: openings that keep something
+    fp = _line_footprint(length, angle, vertical)
+    assert np.array_equal(_opened(mask, fp), ndi.binary_opening(mask, structure=fp))
 
 
 # ------------------------------------------------------------------ configuration

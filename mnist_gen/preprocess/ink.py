@@ -3,6 +3,8 @@ a ring drawn around it), its crop."""
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from scipy import ndimage as ndi
 
@@ -42,6 +44,7 @@ def _floor(grain: float, cfg: PreprocessConfig) -> float:
     return max(cfg.snr * grain, cfg.min_contrast)
 
 
+@functools.lru_cache(maxsize=256)  # a handful of (length, angle) pairs per image size, asked for on every image
 def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray:
     t = np.linspace(-(length - 1) / 2, (length - 1) / 2, length)
     off = np.round(t * np.tan(np.deg2rad(angle_deg))).astype(int)
@@ -49,7 +52,30 @@ def _line_footprint(length: int, angle_deg: float, vertical: bool) -> np.ndarray
     across = off - off.min()
     fp = np.zeros((across.max() + 1, along.max() + 1), bool)
     fp[across, along] = True
-    return fp.T if vertical else fp
+    fp = fp.T if vertical else fp
+    fp.flags.writeable = False  # shared by every caller through the cache
+    return fp
+
+
+def _opened(mask: np.ndarray, footprint: np.ndarray) -> np.ndarray:
+    """``ndi.binary_opening(mask, footprint)`` (outside the image is not ink): every placement of
+    the footprint that fits in the mask. Written out because scipy visits every offset of the
+    footprint while a digit seldom has a straight run that long; stopping at the first offset
+    that leaves no placement, and ORing the placements back, reads a small scan in ~80 % of the
+    time (``test_line_opening_is_scipys`` checks it equals scipy's)."""
+    h, w = mask.shape
+    a, b = footprint.shape
+    offsets = list(zip(*np.nonzero(footprint), strict=True))
+    padded = np.pad(mask, ((a // 2, a - 1 - a // 2), (b // 2, b - 1 - b // 2)))
+    fits = np.ones_like(mask)  # the erosion: where the footprint's centre can sit
+    for p, q in offsets:
+        fits &= padded[p : p + h, q : q + w]
+        if not fits.any():
+            return fits
+    covered = np.zeros_like(padded)  # the dilation: the pixels those placements cover
+    for p, q in offsets:
+        covered[p : p + h, q : q + w] |= fits
+    return covered[a // 2 : a // 2 + h, b // 2 : b // 2 + w]
 
 
 def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -91,7 +117,7 @@ def find_lines(ink: np.ndarray, grain: float, mask: np.ndarray, soft: np.ndarray
             continue  # no ink runs that far: no line (most photos stop here)
         coarse = np.zeros_like(small)
         for ang in cfg.line_angles:
-            coarse |= ndi.binary_opening(small, structure=_line_footprint(length, ang, vertical))
+            coarse |= _opened(small, _line_footprint(length, ang, vertical))
         if not coarse.any():
             continue
         coarse = np.repeat(np.repeat(ndi.binary_dilation(coarse), f, 0), f, 1)[:h, :w]
