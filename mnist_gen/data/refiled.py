@@ -9,7 +9,7 @@ stretched 1 trained on is a fat slab, the same 1 read from a file a thinned bar 
 Here each training digit is rendered once as such a file (one framing per digit, drawn from
 its index) and read by ``to_mnist``, so a model can be trained on the pipeline's own reading.
 
-60k readings take minutes (~8 ms each on one core), so they are cached under
+54k readings take minutes (~25 ms each on one core at pipeline version 23), so they are cached under
 ``<data dir>/cache/refiled/``, keyed by the digits, the framings and ``PIPELINE_VERSION``.
 """
 
