@@ -28,7 +28,8 @@ from mnist_gen.preprocess import (
     normalize_digit,
     to_mnist,
 )
-from mnist_gen.preprocess.ink import _line_footprint, _opened, count_loops
+from mnist_gen.preprocess.ink import _line_footprint, _opened, count_loops, crop_to_digit
+from mnist_gen.preprocess.normalize import box_around, stroke_width
 from mnist_gen.preprocess.load import array_to_gray
 from mnist_gen.preprocess.paper import find_paper
 from mnist_gen.settings import compose_group
@@ -790,6 +791,31 @@ def test_line_opening_is_scipys(h, w, density, length, angle, vertical, seed):
     fp = _line_footprint(length, angle, vertical)
     assert np.array_equal(_opened(mask, fp), ndi.binary_opening(mask, structure=fp))
 
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 60), st.integers(1, 60), st.floats(0.0, 0.6), st.integers(0, 8),
+       st.integers(0, 2**31 - 1))
+def test_morphology_on_the_inks_box_is_the_whole_arrays(depth, h, w, density, reach, seed):
+    # stroke_width, crop_to_digit and the paper's clear area work in box_around's window: the
+    # same answer as on the whole array, ink at the borders or not, in any number of dimensions
+    rng = np.random.default_rng(seed)
+    shape = (h, w) if depth == 1 else (depth, h, w)
+    ink = rng.random(shape) * (rng.random(shape) < density)
+    mask = ink > 0.5
+    whole = mask & ~ndi.binary_erosion(mask)
+    assert stroke_width(ink) == (2.0 * mask.sum() / max(1, whole.sum()) if mask.any() else 0.0)
+    if mask.any():
+        box = box_around(mask, reach)
+        assert mask[box].sum() == mask.sum()
+        if reach:  # a dilation reaching ``reach`` px
+            grown = np.zeros(shape, bool)
+            grown[box] = ndi.binary_dilation(mask[box], iterations=reach)
+            assert np.array_equal(grown, ndi.binary_dilation(mask, iterations=reach))
+        if depth == 1:
+            keep = ndi.binary_dilation(mask, iterations=2)
+            ys, xs = ndi.find_objects(keep.astype(np.int32))[0]
+            assert np.array_equal(crop_to_digit(ink, mask), np.where(keep, ink, 0)[ys, xs])
 
 # ------------------------------------------------------------------ configuration
 

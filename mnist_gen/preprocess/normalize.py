@@ -49,12 +49,29 @@ def _disk(radius: float) -> np.ndarray:
     return (yy**2 + xx**2) <= r * r + 1e-6
 
 
+def box_around(mask: np.ndarray, pad: int) -> tuple[slice, ...]:
+    """The slices of ``mask``'s True pixels' bounding box grown by ``pad`` px (within the array),
+    any number of dimensions; ``mask`` must hold a True pixel.
+
+    A morphology step reaching ``pad`` px gives the same answer on this window as on the whole
+    array (nothing outside it is True, and the array's own border is the window's there),
+    for a fraction of the work when the ink is a small part of a large photo.
+    """
+    axes = range(mask.ndim)
+    out = []
+    for ax in axes:
+        idx = np.flatnonzero(mask.any(axis=tuple(a for a in axes if a != ax)))
+        out.append(slice(max(0, int(idx[0]) - pad), int(idx[-1]) + 1 + pad))
+    return tuple(out)
+
+
 def stroke_width(img: np.ndarray, level: float = 0.5) -> float:
     """Mean stroke width in px: 2 × area / boundary length (a thin stroke of width w and
     length L has area wL and two edges of length L)."""
     m = img > level
     if not m.any():
         return 0.0
+    m = m[box_around(m, 1)]
     boundary = m & ~ndi.binary_erosion(m)
     return 2.0 * m.sum() / max(1, boundary.sum())
 

@@ -15,7 +15,7 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import PreprocessConfig
-from mnist_gen.preprocess.normalize import resize, stroke_width
+from mnist_gen.preprocess.normalize import box_around, resize, stroke_width
 from mnist_gen.preprocess.shade import has_shadow, levelled, otsu, wide_part
 
 
@@ -388,7 +388,11 @@ def flatten_illumination(g: np.ndarray, paper: Paper, cfg: PreprocessConfig) -> 
     ink = (lid - g) / level
     # The paper's own level and grain in this map, measured well away from the strokes (the lid
     # rides on the top of the grain, so bare paper is not exactly 0).
-    clear = ~ndi.binary_dilation(rough, iterations=int(np.ceil(width)) + 2)
+    reach = int(np.ceil(width)) + 2
+    clear = np.ones(rough.shape, bool)
+    if rough.any():
+        box = box_around(rough, reach)
+        clear[box] = ~ndi.binary_dilation(rough[box], iterations=reach)
     if clear.sum() >= 64:
         v = ink[clear]
         base = float(np.median(v))
