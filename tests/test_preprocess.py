@@ -29,8 +29,8 @@ from mnist_gen.preprocess import (
     to_mnist,
 )
 from mnist_gen.preprocess.ink import _line_footprint, _opened, count_loops, crop_to_digit
-from mnist_gen.preprocess.normalize import box_around, stroke_width
 from mnist_gen.preprocess.load import array_to_gray
+from mnist_gen.preprocess.normalize import box_around, stroke_width
 from mnist_gen.preprocess.paper import find_paper
 from mnist_gen.settings import compose_group
 

@@ -61,10 +61,11 @@ def inside_printed_box(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[slice, 
     k = min(1.0, SIDE / max(h0, w0))
     g = gray if k == 1.0 else resize(gray, (round(h0 * k), round(w0 * k)), Image.Resampling.BOX)
     h, w = g.shape
-    dev = g - float(np.median(g))  # the paper inside the box owns most of the image
+    paper = float(np.median(g))  # the paper inside the box owns most of the image
+    dev = g - paper
     lo, hi = np.percentile(dev, [0.5, 99.5])
     strongest = max(-lo, hi)
-    if strongest < cfg.min_contrast * max(float(np.median(g)), cfg.min_paper):
+    if strongest < cfg.min_contrast * max(paper, cfg.min_paper):
         return None
     mid_y, mid_x = slice(h // 10, h - h // 10), slice(w // 10, w - w // 10)
     for sign in (-1.0, 1.0):  # dark lines (a pen's form) or light ones (a negative)
