@@ -179,3 +179,25 @@ def test_evaluate_one_bad_model_is_exit_2_with_one_sentence(corpus, tmp_path):
     _clean(proc)
     errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
     assert len(errors) == 1 and str(path) in errors[0] and "sha256" in errors[0]
+
+
+def test_an_evaluation_set_reads_the_same_over_processes_and_names_its_bad_files(tmp_path):
+    # through_pipeline spreads the files over processes: the same set, in the same order, as
+    # read in one process, and an unreadable file or a blank page is named, not fatal
+    import numpy as np
+    from PIL import Image
+
+    from mnist_gen.evalsets.base import through_pipeline
+
+    items = [(f"seven_{s}", 7, bad_inputs.draw_seven(tmp_path / f"seven_{s}.png", s)) for s in range(40, 240, 20)]
+    (tmp_path / "garbage.png").write_bytes(b"not an image at all")
+    Image.fromarray(np.full((60, 60), 255, np.uint8)).save(tmp_path / "blank.png")
+    items[3:3] = [("garbage", 7, tmp_path / "garbage.png"), ("blank", 7, tmp_path / "blank.png")]
+    one = through_pipeline("t", items, thumbnails=True, jobs=1)
+    two = through_pipeline("t", items, thumbnails=True, jobs=2)
+    assert one.ids == two.ids == [i for i, *_ in items if i not in ("garbage", "blank")]
+    assert np.array_equal(one.images, two.images) and np.array_equal(one.labels, two.labels)
+    assert all(np.array_equal(a, b) for a, b in zip(one.thumbnails, two.thumbnails, strict=True))
+    assert one.skipped == two.skipped and [i for i, _ in two.skipped] == ["garbage", "blank"]
+    assert two.missed == [7, 7] and "garbage.png" in two.skipped[0][1]
+    assert "no digit found" in two.skipped[1][1].lower()

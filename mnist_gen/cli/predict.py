@@ -33,6 +33,7 @@ import numpy as np
 from mnist_gen import paths
 from mnist_gen.errors import ImageError, UserError, run_main
 from mnist_gen.io import scan_folder, to_json, write_atomic
+from mnist_gen.processes import map_in_processes
 
 log = logging.getLogger("predict")
 
@@ -166,14 +167,7 @@ def preprocess_file(job: tuple) -> FileResult:
 def preprocess_all(files: list[Path], cfg, views_dir: Path | None, jobs: int) -> list[FileResult]:
     """Every file, in order; spread over ``jobs`` processes when there are enough of them."""
     work = [(f, i, cfg, views_dir) for i, f in enumerate(files)]
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(work) < PARALLEL_FROM:
-        return [preprocess_file(w) for w in work]
-    import multiprocessing
-
-    ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-    with ctx.Pool(min(jobs, len(work))) as pool:
-        return pool.map(preprocess_file, work, chunksize=4)
+    return map_in_processes(preprocess_file, work, jobs, serial_below=PARALLEL_FROM, chunksize=4)
 
 
 def records(results: list[FileResult], models: list) -> list[dict]:

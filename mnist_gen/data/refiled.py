@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ from PIL import Image
 from mnist_gen.errors import UserError
 from mnist_gen.io import key_digest, store_npz
 from mnist_gen.preprocess import PIPELINE_VERSION, to_mnist
+from mnist_gen.processes import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +76,7 @@ def refile_digits(images: np.ndarray, framings: dict, jobs: int | None = None) -
     on ``jobs``. A digit the pipeline finds nothing in keeps its own image and ``False``.
     """
     work = [(images[i], i, framings) for i in range(len(images))]
-    jobs = jobs or os.cpu_count() or 1
-    if jobs <= 1 or len(work) < PARALLEL_FROM:
-        out = [_read(w) for w in work]
-    else:
-        import multiprocessing
-
-        # fork: the workers only run numpy/scipy/PIL; predict.py reads files the same way
-        ctx = multiprocessing.get_context("fork" if sys.platform.startswith("linux") else "spawn")
-        with ctx.Pool(min(jobs, len(work))) as pool:
-            out = pool.map(_read, work, chunksize=64)
+    out = map_in_processes(_read, work, jobs or 0, serial_below=PARALLEL_FROM, chunksize=64)
     if not out:
         return np.zeros((0, 28, 28), np.uint8), np.zeros(0, bool)
     return np.stack([d for d, _ in out]), np.array([ok for _, ok in out], bool)

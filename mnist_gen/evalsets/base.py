@@ -24,6 +24,7 @@ import numpy as np
 from mnist_gen import paths
 from mnist_gen.errors import ImageError, UserError
 from mnist_gen.preprocess import PIPELINE_VERSION
+from mnist_gen.processes import map_in_processes
 
 log = logging.getLogger(__name__)
 
@@ -139,35 +140,43 @@ def thumbnail(view: np.ndarray | None) -> np.ndarray:
     return np.asarray(im)
 
 
+def _read_item(args) -> tuple[str, int, np.ndarray | None, str | None, np.ndarray | None]:
+    """One ``(id, label, image)`` item through ``to_mnist``: (id, label, digit or None, why not, thumbnail)."""
+    from mnist_gen.preprocess import to_mnist
+
+    (item_id, label, image), cfg, thumbnails = args
+    try:
+        res = to_mnist(image, cfg)
+    except ImageError as e:
+        return item_id, label, None, str(e), None
+    except Exception as e:  # noqa: BLE001 - a crash on one image must not lose the others
+        return item_id, label, None, f"preprocessing failed unexpectedly ({type(e).__name__}: {e})", None
+    if res.digit is None:
+        return item_id, label, None, res.reason or "no digit found", None
+    return item_id, label, res.digit, None, thumbnail(res.views.get("input")) if thumbnails else None
+
+
 def through_pipeline(name: str, items: Iterable[tuple[str, int, object]], preprocess=None,
-                     thumbnails: bool = False) -> EvalSet:
+                     thumbnails: bool = False, jobs: int = 0) -> EvalSet:
     """``(id, label, image)`` items -> an EvalSet, each image (a file path, a PIL image or an
-    array) through ``to_mnist`` exactly as ``predict.py`` reads a file. A file that cannot be
-    read, or holds no digit, is listed in ``skipped`` with its reason; the others are kept."""
-    from mnist_gen.preprocess import as_config, to_mnist
+    array) through ``to_mnist`` exactly as ``predict.py`` reads a file, over ``jobs`` processes
+    (0: one per core; the result does not depend on it). A file that cannot be read, or holds
+    no digit, is listed in ``skipped`` with its reason; the others are kept."""
+    from mnist_gen.preprocess import as_config
 
     cfg = as_config(preprocess)
+    read = map_in_processes(_read_item, [(item, cfg, thumbnails) for item in items], jobs, chunksize=16)
     images, labels, ids, thumbs, skipped, missed = [], [], [], [], [], []
-    for item_id, label, image in items:
-        try:
-            res = to_mnist(image, cfg)
-        except ImageError as e:
-            skipped.append((item_id, str(e)))
+    for item_id, label, digit, why, thumb in read:
+        if digit is None:
+            skipped.append((item_id, why))
             missed.append(label)
             continue
-        except Exception as e:  # noqa: BLE001 - a crash on one image must not lose the others
-            skipped.append((item_id, f"preprocessing failed unexpectedly ({type(e).__name__}: {e})"))
-            missed.append(label)
-            continue
-        if res.digit is None:
-            skipped.append((item_id, res.reason or "no digit found"))
-            missed.append(label)
-            continue
-        images.append(res.digit)
+        images.append(digit)
         labels.append(label)
         ids.append(item_id)
         if thumbnails:
-            thumbs.append(thumbnail(res.views.get("input")))
+            thumbs.append(thumb)
     arr = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
     return EvalSet(name, arr, np.asarray(labels, np.int64), ids=ids, thumbnails=thumbs if thumbnails else None,
                    skipped=skipped, missed=missed)
