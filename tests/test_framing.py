@@ -87,6 +87,28 @@ def test_each_framing_renders_what_it_names():
     assert ((rows < np.median(thin) - 5) & (rows > thin.min() + 20)).any()  # squared paper, lighter than the pen
 
 
+
+def test_a_smooth_stretch_is_a_16px_scan_not_the_sources_pixels_repeated():
+    # an 8×8 digit (UCI's size) touching its borders, stretched to 16×16: straight from the
+    # source that is its own grid thresholded, in 2×2 blocks; from the source enlarged first
+    # it has detail of its own at 16 px, as a scan at scanner resolution stretched would
+    g = np.full((8, 8), 255, np.uint8)
+    g[0, :] = 0
+    for y in range(1, 8):
+        g[y, 7 - y] = 0
+        g[y, min(7, 8 - y)] = 90
+    box = (0, 0, 8, 8)
+    out = {v: render(g, box, v, np.random.default_rng(0))[0] for v in ("stretch_bin16", "smooth_bin16")}
+
+    def blocks(a):
+        return np.array_equal(a, np.kron(a[::2, ::2], np.ones((2, 2), a.dtype)))
+
+    for a in out.values():
+        assert a.shape == (16, 16) and set(np.unique(a)) <= {0, 255}
+    assert blocks(out["stretch_bin16"]) and not blocks(out["smooth_bin16"])
+    assert ((out["smooth_bin16"] < 128) == (out["stretch_bin16"] < 128)).mean() > 0.8  # the same digit
+
+
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():
     from mnist_gen.evalsets.renders import _in_bold_pen
 

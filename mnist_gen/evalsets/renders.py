@@ -250,9 +250,13 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _with_margin(g, box, 0.05, rng), "PNG"
     if variant.startswith("px"):
         return _resize(crop(g, box, max(1, height // 10)), int(variant[2:])), "PNG"
-    if variant == "stretch_bin16":
+    if variant in ("stretch_bin16", "smooth_bin16"):
         c = crop(g, box, 0)
-        s = np.asarray(Image.fromarray(c).resize((16, 16), Image.Resampling.BOX), np.float32)
+        # smooth: from the source enlarged 8× first, as a scan at scanner resolution is stretched.
+        # Straight from an 8–16 px source the stretch only repeats its pixels: an 8×8 UCI digit
+        # comes out as its own grid thresholded, in blocks of 2×2 and more.
+        big = _enlarged(c, 8) if variant == "smooth_bin16" else c
+        s = np.asarray(Image.fromarray(big).resize((16, 16), Image.Resampling.BOX), np.float32)
         paper, ink = _levels(c)
         return np.where(s < (paper + ink) / 2, 0, 255).astype(np.uint8), "PNG"
     margin = max(1, height // 5)
