@@ -120,10 +120,7 @@ def normalize_stroke(img: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 def _bbox(img: np.ndarray, level: float) -> tuple[slice, slice] | None:
     m = img > level
-    if not m.any():
-        return None
-    ys, xs = np.nonzero(m)
-    return slice(ys.min(), ys.max() + 1), slice(xs.min(), xs.max() + 1)
+    return box_around(m, 0) if m.any() else None
 
 
 def fit_box(img: np.ndarray, box: int) -> np.ndarray:
