@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from mnist_gen.evalsets import describe_sets, expand_set_names, load_eval_set
-from mnist_gen.evalsets.framing import SOURCES, VARIANTS
+from mnist_gen.evalsets.framing import SIZES, SOURCES, VARIANTS
 from mnist_gen.evalsets.renders import render
 from mnist_gen.evalsets.scans import default_usps_path, read_usps
 from mnist_gen.preprocess import normalize_digit, to_mnist
@@ -107,6 +107,24 @@ def test_a_smooth_stretch_is_a_16px_scan_not_the_sources_pixels_repeated():
         assert a.shape == (16, 16) and set(np.unique(a)) <= {0, 255}
     assert blocks(out["stretch_bin16"]) and not blocks(out["smooth_bin16"])
     assert ((out["smooth_bin16"] < 128) == (out["stretch_bin16"] < 128)).mean() > 0.8  # the same digit
+
+
+def test_the_styled_check_is_mnist_tests_1s_7s_and_9s_each_with_its_stroke_drawn_on(mnist):
+    """``check_styled_*``: MNIST *test* digits (the styles are drawn on training digits only in
+    training), only the classes with a continental style, each changed by its new stroke."""
+    from mnist_gen.evalsets.framing import _styled
+
+    x, y = mnist["x_test"][:400], mnist["y_test"][:400]
+    styled, labels, index = _styled(x, y)
+    assert set(np.unique(labels)) == {1, 7, 9} and np.array_equal(labels, y[index])
+    assert len(labels) > 0.7 * np.isin(y, [1, 7, 9]).sum()  # most can be styled
+    assert styled.min() >= 0 and styled.max() <= 1
+    for s, i in zip(styled, index, strict=True):
+        assert np.abs(s - x[i] / 255.0).max() > 0.5, i  # changed: a stroke drawn or a tail redrawn, re-centred
+    ones = labels == 1  # a flag or a foot: the 1 is wider than its bare stroke
+    cols = lambda a: (a > 0.5).any(axis=-2).sum(axis=-1)  # noqa: E731
+    assert (cols(styled[ones]) > cols(x[index[ones]] / 255.0)).mean() > 0.9
+    assert len(_styled(mnist["x_test"], mnist["y_test"])[1]) == SIZES["styled"]  # the size the listing gives
 
 
 def test_a_bold_pen_is_a_fifth_to_a_quarter_of_the_digit_and_never_thinner():

@@ -7,7 +7,9 @@ as 3, a straight-stemmed 9 as 3). The open-topped 4 is not drawn: it is already 
 MNIST's 4s, and cutting a closed 4 open damaged more digits than it styled. ``style_digits``
 draws those strokes onto training digits of the matching class, found by simple geometry on
 the digit itself (its box, the hole of its loop, its stem), so the styled copy keeps the
-writer's own shape and pen. Training digits only, never evaluation sets.
+writer's own shape and pen. In training, training digits only; the one evaluation use is the
+``check_styled_*`` sets, MNIST *test* digits styled with a seed of their own, which measure
+whether a style survives a framing and are never used to choose a model.
 
 Each styled copy is re-centred by its centre of mass (MNIST's rule), since a new stroke moves it.
 Digits whose geometry cannot be read (a 9 without a closed loop, say) keep no styled copy.

@@ -35,6 +35,10 @@ user's file. Each variant changes one thing about how the digit is framed or sto
                     repeats its pixels: UCI's come out as their own 8×8 grid thresholded)
 ==================  ==========================================================================
 
+The ``styled`` source is a check only: MNIST's *test* 1s, 7s and 9s in the continental styles
+``data/styles.py`` draws (flag and foot, crossbar, straight stem), as ``tight0``, ``px16``,
+``uneven_photo`` and ``smooth_bin16``: does a style MNIST lacks survive the framing?
+
 The last thirteen are checks added later, several changes at once (on the photos they found
 broken digits in tight crops losing their body to a detached piece, and rules joining the
 digit in crops of squared paper; the broken MNIST digits and the registered squared-paper
@@ -81,6 +85,7 @@ SOURCES = {  # source -> (variants rendered for it, what it is)
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
     "uci": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "UCI digits"),
     "mnist": (("native", "tight0", "margin", "px16", "stretch_bin16"), "MNIST test, first 2,000 (control)"),
+    "styled": ((), "MNIST test 1s, 7s and 9s written in continental style (data/styles.py)"),
 }
 CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared", "boxed", "row", "shadow", "circled", "thin_squared"),
           "usps": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
@@ -88,9 +93,11 @@ CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared", "boxed", "row", 
           "uci": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
                    "smooth_bin16"),
           "mnist": ("broken1", "squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
-                    "smooth_bin16")}  # source -> later checks
-SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000}
+                    "smooth_bin16"),
+          "styled": ("tight0", "px16", "uneven_photo", "smooth_bin16")}  # source -> later checks
+SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000, "styled": 2940}
 MNIST_CONTROL = 2000
+STYLED_SEED = 13  # not a training seed: the test digits get strokes of their own
 
 
 def _photo_boxes() -> dict:
@@ -113,6 +120,8 @@ def photo_items():
 def _array_items(source: str, data_dir):
     from mnist_gen.evalsets.scans import default_usps_path, read_uci, read_usps
 
+    index = None  # the files are named by position in the source, or by this
+
     if source == "usps":
         ink, labels = read_usps(default_usps_path())
     elif source == "uci":
@@ -122,11 +131,23 @@ def _array_items(source: str, data_dir):
 
         m = load_mnist(Path(data_dir) if data_dir else paths.data_dir())
         ink, labels = m["x_test"][:MNIST_CONTROL] / 255.0, m["y_test"][:MNIST_CONTROL]
+        if source == "styled":
+            ink, labels, index = _styled(m["x_test"], m["y_test"])  # named by MNIST test index
     for i, (a, y) in enumerate(zip(ink, labels, strict=True)):
         g = np.round(255 * (1 - np.clip(a, 0, 1))).astype(np.uint8)  # stored as files are: dark ink on white
         ys, xs = np.nonzero(a > 0.05)
         box = (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1) if len(ys) else (0, 0, *a.shape)
-        yield f"{source}_{i:05d}", int(y), g, box
+        yield f"{source}_{i if index is None else index[i]:05d}", int(y), g, box
+
+
+def _styled(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(ink in [0, 1], labels, their indices) of every MNIST test 1, 7 and 9 that ``style_digits``
+    can style, styled: the continental styles MNIST's writers lacked, framed as files frame them."""
+    from mnist_gen.data.styles import STYLES, style_digits
+
+    index = np.flatnonzero(np.isin(labels, list(STYLES)))
+    styled, ok = style_digits(images[index], labels[index], seed=STYLED_SEED)
+    return styled[ok] / 255.0, labels[index][ok], index[ok]
 
 
 def variant_dir(source: str, variant: str, inverted: bool, data_dir=None) -> Path:
@@ -171,7 +192,7 @@ def _needs(source: str):
         from mnist_gen.evalsets.scans import default_usps_path
 
         return default_usps_path
-    if source == "mnist":
+    if source in ("mnist", "styled"):
         from mnist_gen.evalsets.mnist import mnist_raw_dir
 
         return mnist_raw_dir
