@@ -238,6 +238,40 @@ def _circled(g: np.ndarray, box, rng) -> np.ndarray:
     return _with_sensor_noise(paper - t * (paper - ink), rng)
 
 
+def _on_a_desk(g: np.ndarray, box, rng) -> np.ndarray:
+    """Photographed as a note lying on a desk: the digit (a small one enlarged to 60–200 px) on a
+    sheet of paper 1.5–4 × its height a side, at 160–245 with the pen 35–70 % darker; the sheet
+    turned by up to 20° and covering 25–80 % of the photo, a part of it running off the frame one
+    time in three; around it a desk 50–140 levels darker, grained along one direction (wood)."""
+    height = max(1, box[2] - box[0])
+    c = crop(g, box, 0)
+    t = _ink_share(c if height >= 60 else _enlarged(c, rng.uniform(60, 200) / height))
+    h, w = t.shape
+    sh, sw = (int(rng.uniform(1.5, 4) * h) for _ in range(2))
+    sh, sw = max(sh, h + 4), max(sw, w + 4)
+    sheet = np.zeros((sh, sw), np.float32)
+    y, x = int(rng.integers(2, sh - h - 1)), int(rng.integers(2, sw - w - 1))
+    sheet[y : y + h, x : x + w] = t
+    paper = rng.uniform(160, 245)
+    level = paper - sheet * paper * rng.uniform(0.35, 0.7)
+    angle = rng.uniform(-20, 20)
+    level = ndi.rotate(level, angle, reshape=True, order=1, mode="constant", cval=-1.0)
+    on_sheet = ndi.rotate(np.ones((sh, sw), np.float32), angle, reshape=True, order=1, mode="constant") > 0.5
+    side = int(np.sqrt(on_sheet.sum() / rng.uniform(0.25, 0.8)))
+    H, W = max(side, level.shape[0]), max(side, level.shape[1])
+    desk_level = paper - rng.uniform(50, 140)
+    grain = ndi.gaussian_filter(rng.normal(0, 1, (H, W)), (rng.uniform(0.5, 2), rng.uniform(8, 40)))
+    out = desk_level + rng.uniform(5, 20) * grain / max(float(grain.std()), 1e-6)
+    oy, ox = int(rng.integers(0, H - level.shape[0] + 1)), int(rng.integers(0, W - level.shape[1] + 1))
+    if rng.random() < 1 / 3:  # part of the sheet runs off the frame
+        oy += int(rng.choice([-1, 1]) * rng.uniform(0.1, 0.25) * level.shape[0])
+    region = out[max(0, oy) : oy + level.shape[0], max(0, ox) : ox + level.shape[1]]
+    part = level[max(0, -oy) : max(0, -oy) + region.shape[0], : region.shape[1]]
+    inside = on_sheet[max(0, -oy) : max(0, -oy) + region.shape[0], : region.shape[1]]
+    region[inside] = part[inside]
+    return _with_sensor_noise(out, rng)
+
+
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG'); ``neighbours`` ((grey, box)
     of two other digits of the source) only for ``row``."""
@@ -286,6 +320,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _in_shadow(g, box, rng), "PNG"
     if variant == "circled":
         return _circled(g, box, rng), "PNG"
+    if variant == "desk":
+        return _on_a_desk(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"

@@ -54,6 +54,12 @@ class PreprocessConfig:
     form_box_depth: float = 0.25  # a form's printed box is looked for this far in from each border (0: never)
     form_line_cover: float = 0.6  # its line covers this much of the image's middle 80 % along the border
     form_line_max: float = 0.06  # and is at most this × the image side wide (a digit's own stroke is wider)
+    sheet_min_area: float = 0.1  # a sheet lying on a desk covers at least this share of the photo (0: never look)
+    sheet_desk_frame: float = 0.5  # and the desk owns at least this share of the frame
+    sheet_wider: float = 4.0  # the sheet is this × wider than the pen that wrote on it
+    sheet_pen: float = 0.2  # what is written on it is strokes: their half-width at most this × its extent
+    sheet_edge: float = 0.7  # its edge is a step: this share of the tones' difference within 3 px of it (a ramp: ~0)
+    sheet_grain: float = 0.03  # the desk's streaks of the sheet's tone are narrower than this × the image's shorter side
     speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
     max_loops: int = 3  # a digit has at most two loops (8); a tangle with more is noise or texture

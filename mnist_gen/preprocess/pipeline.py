@@ -10,7 +10,8 @@ step below is a small function whose docstring says why it exists. ``naive`` kee
 study's method for the before/after comparison.
 
 The steps live in small modules named for what they do: ``load`` (file or array -> grey),
-``formbox`` (a form's printed box around the digit: what is inside it is read),
+``formbox`` (a form's printed box around the digit: what is inside it is read), ``sheet``
+(a sheet lying on a desk: what is on the sheet is read),
 ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
 lines, which marks are the digit and which a neighbour's or its ring), ``normalize`` (MNIST's
 box and centring). Every tunable is a field of ``PreprocessConfig`` (``config``).
@@ -32,10 +33,11 @@ from mnist_gen.preprocess.ink import choose_digit, crop_to_digit, find_lines, th
 from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to_gray
 from mnist_gen.preprocess.normalize import normalize_digit, resize
 from mnist_gen.preprocess.paper import Paper, find_paper, flatten_illumination, lit_blank
+from mnist_gen.preprocess.sheet import sheet_on_desk
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 23  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 24  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -86,6 +88,11 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
             try:
                 digit = _read_gray(gray[box], cfg, views)
             except NoDigit:  # the "box" was the digit's own outline (a square 0 cropped tight)
+                views = {}
+        if digit is None and (sheet := sheet_on_desk(gray, cfg)) is not None:
+            try:
+                digit = _read_gray(sheet, cfg, views)
+            except NoDigit:  # nothing on the "sheet": read the whole image
                 views = {}
         if digit is None:
             digit = _read_gray(gray, cfg, views)
