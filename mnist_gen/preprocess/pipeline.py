@@ -82,17 +82,12 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = as_gray(image, cfg)
         if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
-        box = inside_printed_box(gray, cfg)
         digit = None
-        if box is not None:
+        for part in _framed_parts(gray, cfg):
             try:
-                digit = _read_gray(gray[box], cfg, views)
-            except NoDigit:  # the "box" was the digit's own outline (a square 0 cropped tight)
-                views = {}
-        if digit is None and (sheet := sheet_on_desk(gray, cfg)) is not None:
-            try:
-                digit = _read_gray(sheet, cfg, views)
-            except NoDigit:  # nothing on the "sheet": read the whole image
+                digit = _read_gray(part, cfg, views)
+                break
+            except NoDigit:  # the "box" was a square 0's own outline, the "sheet" held nothing
                 views = {}
         if digit is None:
             digit = _read_gray(gray, cfg, views)
@@ -101,6 +96,16 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         return PreprocessResult(None, msg[0].upper() + msg[1:] + ".", views)
     views["digit"] = digit
     return PreprocessResult(digit, None, views)
+
+
+def _framed_parts(gray: np.ndarray, cfg: PreprocessConfig):
+    """What frames the digit inside the image, tried in turn before the whole image: the inside of
+    a form's printed box, then a sheet lying on a desk (each looked for only if the one before
+    gave no digit)."""
+    if (box := inside_printed_box(gray, cfg)) is not None:
+        yield gray[box]
+    if (sheet := sheet_on_desk(gray, cfg)) is not None:
+        yield sheet
 
 
 def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict) -> np.ndarray:
