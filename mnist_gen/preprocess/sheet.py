@@ -94,7 +94,8 @@ def _sheet_mask(g: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
             continue
         near_in, near_out = float(np.median(g[inner])), float(np.median(g[outer]))
         paper, table = g[sheet & tone], float(np.median(g[desk & ~sheet]))
-        step = abs(float(np.median(paper)) - table)
+        paper_level = float(np.median(paper))
+        step = abs(paper_level - table)
         if abs(near_in - near_out) < cfg.sheet_edge * step:
             continue
         # One paper: the sheet's tone is even (a shade joined to a digit's strokes is two tones).
@@ -108,7 +109,7 @@ def _sheet_mask(g: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
         edge = ndi.binary_dilation(sheet, disk) & ~sheet
         if (narrow & edge).sum() > 0.1 * marks.sum():
             continue
-        if _shadows_edge(g, sheet, marks, table, float(np.median(paper))):
+        if _shadows_edge(g, sheet, marks, table, paper_level):
             continue
         return sheet
     return None
@@ -122,9 +123,9 @@ def _shadows_edge(g: np.ndarray, sheet: np.ndarray, marks: np.ndarray, table: fl
     ring[:, :3] = ring[:, -3:] = False
     if ring.sum() < 0.5 * outline.sum():  # the desk surrounds a sheet; a lit strip of the page is mostly frame
         return True
-    if (marks & ring).sum() > EDGE_INKED * ring.sum():
+    touch = marks & ring  # where strokes meet the edge
+    if touch.sum() > EDGE_INKED * ring.sum():
         return True
-    touch = marks & ring
     if not touch.any():
         return False
     band = ndi.binary_dilation(sheet, iterations=4) & ~ndi.binary_dilation(sheet, iterations=1)
