@@ -58,7 +58,7 @@ class PreprocessConfig:
     sheet_desk_frame: float = 0.5  # and the desk owns at least this share of the frame
     sheet_wider: float = 4.0  # the sheet is this × wider than the pen that wrote on it
     sheet_pen: float = 0.2  # what is written on it is strokes: their half-width at most this × its extent
-    sheet_edge: float = 0.7  # its edge is a step: this share of the tones' difference within 3 px of it (a ramp: ~0)
+    sheet_edge: float = 0.7  # its edge is a step: the tones differ within 3 px of it by this share (to its inverse) of 3-8 px off it (a ramp: ~0)
     sheet_grain: float = 0.03  # the desk's streaks of the sheet's tone are narrower than this × the image's shorter side
     speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
