@@ -87,3 +87,21 @@ def test_a_sheet_under_a_lamp_is_found(mnist):
         assert sheet_on_desk(photo, CFG) is not None
         assert similar(to_mnist(photo).digit, alone) > 0.9
         assert similar(to_mnist(1 - photo).digit, alone) > 0.9
+
+
+def test_no_sheet_in_a_small_side_lit_crop(mnist):
+    """Version 26: with the light's tilt taken out, the lit inside of a 6's loop in a 62 px
+    side-lit crop passed for a sheet (``check_mnist_uneven_photo``, MNIST test digit 732: the one
+    file of the census that it fired on); below ``MIN_SIDE`` px there is no room for a desk."""
+    from mnist_gen.evalsets.framing import VARIANTS
+    from mnist_gen.evalsets.renders import render
+
+    a = mnist["x_test"][732] / 255.0
+    ys, xs = np.nonzero(a > 0.05)
+    g = np.round(255 * (1 - a)).astype(np.uint8)
+    img, _ = render(g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "uneven_photo",
+                    np.random.default_rng([732, VARIANTS.index("uneven_photo")]))
+    photo = img.astype(np.float32) / 255
+    assert photo.shape == (62, 62)
+    assert sheet_on_desk(photo, CFG) is None
+    assert sheet_on_desk(1 - photo, CFG) is None
