@@ -57,7 +57,7 @@ class PreprocessConfig:
     sheet_min_area: float = 0.1  # a sheet lying on a desk covers at least this share of the photo (0: never look)
     sheet_desk_frame: float = 0.5  # and the desk owns at least this share of the frame
     sheet_wider: float = 2.5  # the sheet is this × wider than the pen that wrote on it (4 before version 26: a marker on a small note)
-    sheet_pen: float = 0.2  # what is written on it is strokes: their half-width at most this × its extent
+    sheet_pen: float = 0.3  # what is written on it is strokes: their half-width at most this × its extent (0.2 before version 26)
     sheet_edge: float = 0.7  # its edge is a step: the tones differ within 3 px of it by this share (to its inverse) of 3-8 px off it (a ramp: ~0)
     sheet_grain: float = 0.03  # the desk's streaks of the sheet's tone are narrower than this × the image's shorter side
     speck_frac: float = 0.02  # marks smaller than this × the largest mark are specks (dust, grain)

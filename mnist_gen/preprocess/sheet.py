@@ -23,9 +23,10 @@ the paper's edge).
 Under a lamp the light falls off across the photo, and the dim side of a sheet is barely lighter
 than the lit side of the desk (version 26): the sheet is judged with the light's tilt taken out
 (the plane fitted to its paper) and its edge where the two tones meet, not between their overall
-levels. And a marker's strokes on a note little larger than the digit are allowed: the paper's
-widest part need be 2.5 × the pen's half-width, not 4 × (scratch renderers: 48.0 -> 67.0 % and
-77.0 -> 88.0 % read while it was developed, 76.5 -> 96.0 % on one held out; README).
+levels. And a broad marker on a note little larger than the digit is allowed: the paper's widest
+part need be 2.5 × the pen's half-width, not 4 ×, and the pen's half-width 0.3 × the strokes'
+extent, not 0.2 × (scratch renderers: 48.0 -> 68.0 % and 77.0 -> 88.0 % read while it was
+developed, 76.5 -> 96.0 % on one held out; README).
 """
 
 from __future__ import annotations
