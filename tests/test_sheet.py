@@ -76,8 +76,8 @@ def test_no_sheet_on_plain_paper_in_a_shadow_or_under_side_light(mnist):
 def test_a_sheet_under_a_lamp_is_found(mnist):
     """Version 26: a lamp's light falling off across the photo (1.15 → 0.55 of its level): the
     sheet's edge and evenness are judged with the light (a plane fitted to the paper) taken out;
-    version 25 judged them raw and found no sheet (a held-out scratch renderer of photos lit so:
-    48.0 % read at version 25, README)."""
+    version 25 judged them raw and found no sheet (scratch renderers of photos lit so: 48.0 and
+    77.0 % read at version 25, README)."""
     for i, d in enumerate(big_digits(mnist, 4)):
         page, angle = on_paper(np.pad(d, 50), paper=0.85, pen=0.3), (-1) ** i * 10
         alone = to_mnist(ndi.rotate(page, angle, reshape=True, order=1, cval=0.85)).digit

@@ -92,14 +92,15 @@ def _sheet_mask(g: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
         ys, xs = np.nonzero(marks)
         if pen > cfg.sheet_pen * max(np.ptp(ys), np.ptp(xs)):  # marks are strokes, not the paper inside a 0's ring
             continue
-        if ndi.distance_transform_edt(sheet & tone).max() < cfg.sheet_wider * pen:
+        paper, around = sheet & tone, desk & ~sheet  # the sheet's own tone, the desk beyond it
+        if ndi.distance_transform_edt(paper).max() < cfg.sheet_wider * pen:
             continue
-        if ndi.distance_transform_edt(desk & ~sheet).max() < 2 * pen:
+        if ndi.distance_transform_edt(around).max() < 2 * pen:
             continue
         # The light falls off smoothly across a photo (a lamp, a window): the sheet is judged with
         # it taken out, as the plane fitted to the paper's tone away from the strokes' blurred edges
         # (a big digit's fringes are a good share of a small sheet), and where it meets the desk.
-        clear = sheet & tone & ~ndi.binary_dilation(marks, iterations=INSIDE)
+        clear = paper & ~ndi.binary_dilation(marks, iterations=INSIDE)
         if clear.sum() < 3:
             continue
         flat = g - _light(g, clear)
@@ -107,7 +108,7 @@ def _sheet_mask(g: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
         # either side (light from one side splits in two at Otsu's threshold, its halves nearly the
         # same just either side of the split; a stroke along the split differs most there).
         d_in, d_out = ndi.distance_transform_edt(sheet), ndi.distance_transform_edt(~sheet)  # the frame is no edge
-        rings = [(sheet & tone & (d_in > lo) & (d_in <= hi), desk & ~sheet & (d_out > lo) & (d_out <= hi))
+        rings = [(paper & (d_in > lo) & (d_in <= hi), around & (d_out > lo) & (d_out <= hi))
                  for lo, hi in ((0, 3), (3, 8))]
         if not all(m.any() for pair in rings for m in pair):
             continue
@@ -119,7 +120,7 @@ def _sheet_mask(g: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
         # strokes is two tones, which no plane of light evens out).
         if np.subtract(*np.percentile(flat[clear], [95, 5])) > 0.5 * step:
             continue
-        table, paper_level = float(np.median(g[desk & ~sheet])), float(np.median(g[sheet & tone]))
+        table, paper_level = float(np.median(g[around])), float(np.median(g[paper]))
         # No stroke runs off the sheet (a digit across a shadow's edge: that is lighting, not a desk):
         # the desk tone just outside the sheet holds no part as narrow as the pen.
         r = int(np.ceil(pen)) + 1
