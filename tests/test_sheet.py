@@ -137,3 +137,44 @@ def test_a_blotted_digit_on_a_note_is_found(mnist):
         assert similar(to_mnist(photo).digit, alone) > 0.9
         missed_before += sheet_on_desk(photo, PreprocessConfig(sheet_pen=0.2)) is None
     assert missed_before >= 2
+
+
+def test_a_digit_against_the_edge_of_a_note_on_a_grained_desk_is_found(mnist, monkeypatch):
+    """Version 27: a stroke meeting the sheet's edge is taken to run on past it (a digit across a
+    shadow's edge) only where the desk beside it is darker than the desk's own grain could make it
+    (3 × its σ), not only darker than a third of the ink's contrast: a wooden desk's streaks are
+    that dark beside a stroke as anywhere. Four of ``check_mnist_desk``'s photos (MNIST test
+    digits, drawn as that check draws them) that version 26's test took for a shadow's edge."""
+    from mnist_gen.evalsets.framing import VARIANTS
+    from mnist_gen.evalsets.renders import render
+    from mnist_gen.preprocess import sheet
+
+    photos, own = [], []
+    for i in (395, 886, 1413, 1799):
+        a = mnist["x_test"][i] / 255.0
+        ys, xs = np.nonzero(a > 0.05)
+        img, _ = render(np.round(255 * (1 - a)).astype(np.uint8), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1),
+                        "desk", np.random.default_rng([i, VARIANTS.index("desk")]))
+        photos.append(img.astype(np.float32) / 255)
+        own.append(to_mnist(a).digit)
+    for photo, digit in zip(photos, own, strict=True):
+        assert sheet_on_desk(photo, CFG) is not None
+        assert similar(to_mnist(photo).digit, digit) > 0.8
+        assert similar(to_mnist(1 - photo).digit, digit) > 0.8
+    monkeypatch.setattr(sheet, "RUN_ON_GRAIN", 0.0)  # version 26
+    assert all(sheet_on_desk(photo, CFG) is None for photo in photos)
+
+
+def test_a_pencil_digit_on_a_note_on_a_dark_desk_is_found(mnist):
+    """Version 27: three tones, the desk darker than the ink (a pencil on a note on a dark table):
+    the photo's two tones split the ink or put it all with the paper, and version 26 found no sheet
+    in any of these six and read the note as the ink. The digit is now what departs from the
+    sheet's own paper: past half-way from its level to its darkest (``check_usps_desk``: 14 of its
+    87 photos with no sheet at version 26 held no marks)."""
+    for i, d in enumerate(big_digits(mnist, 6)):
+        page, angle = on_paper(np.pad(d, 50), paper=0.9, pen=0.5), (-1) ** i * 12
+        alone = to_mnist(ndi.rotate(page, angle, reshape=True, order=1, cval=0.9)).digit
+        photo = _on_desk(page, angle, desk=0.2, seed=i)
+        assert sheet_on_desk(photo, CFG) is not None
+        assert similar(to_mnist(photo).digit, alone) > 0.9
+        assert similar(to_mnist(1 - photo).digit, alone) > 0.9
