@@ -169,9 +169,10 @@ def test_a_digit_against_the_edge_of_a_note_on_a_grained_desk_is_found(mnist, mo
 def test_a_pencil_digit_on_a_note_on_a_dark_desk_is_found(mnist):
     """Version 27: three tones, the desk darker than the ink (a pencil on a note on a dark table):
     the photo's two tones split the ink or put it all with the paper, and version 26 found no sheet
-    in any of these six and read the note as the ink. The digit is now what departs from the
-    sheet's own paper: past half-way from its level to its darkest (``check_usps_desk``: 14 of its
-    87 photos with no sheet at version 26 held no marks)."""
+    in any of these six and read the note as the ink. The digit is now taken from the sheet's own
+    levels (past half-way from its paper's level to its darkest) wherever these find more of it
+    than the photo's other tone (``check_usps_desk``: 14 of its 87 photos with no sheet at version
+    26 held no marks)."""
     for i, d in enumerate(big_digits(mnist, 6)):
         page, angle = on_paper(np.pad(d, 50), paper=0.9, pen=0.5), (-1) ** i * 12
         alone = to_mnist(ndi.rotate(page, angle, reshape=True, order=1, cval=0.9)).digit
