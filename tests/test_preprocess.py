@@ -757,6 +757,19 @@ def test_any_array_gives_digit_or_explicit_no_digit(a):
         assert res.digit.shape == (28, 28) and res.digit.dtype == np.uint8 and res.reason is None
 
 
+def test_an_array_spanning_float64s_whole_range_is_read_without_nan():
+    # hypothesis found it: max - min overflowed to inf, the scaled image held NaN, and thresholding
+    # found no clear ink to take a percentile of (IndexError instead of a "no digit" result).
+    from mnist_gen.preprocess.normalize import scale_to_unit
+
+    m = np.finfo(np.float64).max
+    a = np.array([[-1.49688023e293, m, m, m]])
+    assert np.array_equal(scale_to_unit(a), np.array([[0, 1, 1, 1]], np.float32))
+    res = to_mnist(a)
+    assert (res.digit is None) != (res.reason is None)
+    assert np.isfinite(scale_to_unit(np.array([[-m, 0.0], [m, 1.0]]))).all()
+
+
 def test_a_one_pixel_wide_array_is_an_image():
     # A thin 1 cropped tight and stored at 8 px is 8×1; squeezing the array made it 1-D and
     # "not a 2-D image" (found reading MNIST's training digits filed small, data/refiled.py).

@@ -30,7 +30,9 @@ def scale_to_unit(a: np.ndarray) -> np.ndarray:
     elif lo >= 0 and hi <= 65535:
         out = a / 65535.0
     else:
-        out = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
+        # Halved first (exact for normal floats): the span between float64's extremes overflows to
+        # inf, and inf / inf is NaN (found by the property test on arrays).
+        out = (a / 2 - lo / 2) / (hi / 2 - lo / 2) if hi > lo else np.zeros_like(a)
     return np.clip(out, 0, 1).astype(np.float32)
 
 
