@@ -9,7 +9,8 @@ and its models collapsed. ``to_mnist`` rebuilds MNIST's construction step by ste
 step below is a small function whose docstring says why it exists. ``naive`` keeps the
 study's method for the before/after comparison.
 
-The steps live in small modules named for what they do: ``load`` (file or array -> grey),
+The steps live in small modules named for what they do: ``load`` (file or array -> grey; a
+noisy photo is then ``denoised`` here),
 ``formbox`` (a form's printed box around the digit: what is inside it is read), ``sheet``
 (a sheet lying on a desk: what is on the sheet is read),
 ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
@@ -37,7 +38,7 @@ from mnist_gen.preprocess.sheet import sheet_on_desk
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 27  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 28  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -64,6 +65,60 @@ def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return np.clip(resize(gray, (round(h * k), round(w * k)), resample), 0, 1)
 
 
+def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """A noisy photo smoothed until its noise is a clean photo's; any other image as it is.
+
+    A photo taken in low light (high ISO) has sensor noise of 10–30 grey levels where a well-lit
+    photo or a scan has 1–3. Every later step was set for the latter: on the former, the grain
+    hides ink 25–50 levels dark, splits it into specks the digit finder takes for the digit or
+    for nothing, and outvotes the ink in the choice of polarity. The photo is smoothed by a
+    Gaussian just wide enough to leave its noise at the ``noisy`` bound, which the later steps
+    were set for, and no lower: smoothed further, a blank page's faint shading stands out from a
+    grain smoothed away (blank strips of the study's photos read at a fixed 2–4 × the usual
+    smoothing gave "digits" in 52 of 116 strips instead of 14). The width starts where white
+    noise would need it (a Gaussian of σ px divides it by 2√π·σ) and grows by half until what
+    is left measures at the bound (so between 2/3 of it and it): a camera's noise is correlated
+    over a pixel or two (demosaicing, JPEG) and falls more slowly. At most ``max_denoise_frac``
+    of the side: a stroke is ~10 % of a digit.
+
+    No image at or below the bound changes; nor one smaller than ``min_noise_side`` (mostly
+    strokes: its noise cannot be told from them), nor one noisier than ``max_noisy``, more than
+    a photo's sensor gives (uniform noise, a dithered scan): smoothed that far, pure noise turns
+    into blobs as wide as strokes (a 100 px square of uniform noise gave a "digit").
+    """
+    side = max(gray.shape)
+    step = max(1, side // cfg.work_size)  # rows up to the work size's count: enough to measure
+    if min(gray.shape) < cfg.min_noise_side:
+        return gray
+    noise = sensor_noise(gray, 2, step)
+    if not cfg.noisy < noise <= cfg.max_noisy:
+        return gray
+    cap = cfg.max_denoise_frac * side
+    sigma = min(noise / cfg.noisy / (2 * np.sqrt(np.pi)), cap)
+    while True:
+        smooth = ndi.gaussian_filter(gray, sigma)
+        if sigma >= cap or sensor_noise(smooth, int(np.ceil(3 * sigma)), step) <= cfg.noisy:
+            return smooth
+        sigma = min(1.5 * sigma, cap)
+
+
+def sensor_noise(g: np.ndarray, lag: int, step: int = 1) -> float:
+    """σ of the noise in ``g`` from second differences of pixels ``lag`` apart (beyond a camera's
+    demosaicing, or a smoothing's reach), across and down every ``step``-th row, by their lower
+    quartile (|N(0, 6σ²)|'s is 0.3186·√6·σ), which strokes do not reach in a digit's photo.
+
+    Not ``paper.smoothed_noise``, which takes first differences: those count the light's
+    gradient as noise, and side-lit photos of digits (``check_usps_uneven_photo``, σ 2 levels)
+    measured 4–7 levels; a second difference cancels a gradient.
+    """
+    rows = g[::step]
+    across = rows[:, 2 * lag :] - 2 * rows[:, lag:-lag] + rows[:, : -2 * lag]
+    cols = g[:, ::step]
+    down = cols[2 * lag :] - 2 * cols[lag:-lag] + cols[: -2 * lag]
+    d = np.concatenate([across.ravel(), down.ravel()])
+    return float(np.quantile(np.abs(d), 0.25)) / (0.3186 * np.sqrt(6)) if d.size else 0.0
+
+
 def as_u8(img: np.ndarray) -> np.ndarray:
     return np.round(np.clip(img, 0, 1) * 255).astype(np.uint8)
 
@@ -82,6 +137,7 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = as_gray(image, cfg)
         if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
+        gray = denoised(gray, cfg)
         digit = None
         for part in _framed_parts(gray, cfg):
             try:
