@@ -85,6 +85,10 @@ def test_each_framing_renders_what_it_names():
     assert 0.01 < stroke_width(pen) / (ys[-1] - ys[0] + 1) < 0.05  # a fine pen: 1.5–4 % of the height
     rows = np.median(thin, axis=1)
     assert ((rows < np.median(thin) - 5) & (rows > thin.min() + 20)).any()  # squared paper, lighter than the pen
+    dim = out["lowlight"].astype(float)
+    assert 80 <= dim.shape[0] <= 2 * 300 and np.median(dim) < 160  # enlarged, on under-exposed paper
+    flat = dim[: dim.shape[0] // 20]  # a strip of the margin: paper only, its noise 8–25 levels
+    assert 5 < float(np.std(flat - ndi.gaussian_filter(flat, 3))) < 30
 
 
 

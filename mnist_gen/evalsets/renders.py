@@ -272,6 +272,25 @@ def _on_a_desk(g: np.ndarray, box, rng) -> np.ndarray:
     return _with_sensor_noise(out, rng)
 
 
+def _in_low_light(g: np.ndarray, box, rng) -> np.ndarray:
+    """Photographed in dim light, a phone at high ISO: the digit (a small one enlarged to
+    80–300 px) with 5–50 % of its height as margin on each side, a little out of focus, on
+    under-exposed paper (50–150) with the pen 30–60 % darker; shot noise (its variance in
+    proportion to the level) of σ 8–25 levels on the paper, correlated over 0.5–1.2 px as a
+    camera's demosaicing leaves it."""
+    height = max(1, box[2] - box[0])
+    c = crop(g, box, 0)
+    t = _ink_share(c if height >= 80 else _enlarged(c, rng.uniform(80, 300) / height))
+    h = t.shape[0]
+    t = np.pad(t, [(int(rng.uniform(0.05, 0.5) * h), int(rng.uniform(0.05, 0.5) * h)) for _ in range(2)])
+    t = ndi.gaussian_filter(t, rng.uniform(0.003, 0.015) * h)
+    paper = rng.uniform(50, 150)
+    level = paper * (1 - t * rng.uniform(0.3, 0.6))
+    noise = ndi.gaussian_filter(rng.normal(0, 1, t.shape), rng.uniform(0.5, 1.2))
+    shot = rng.uniform(8, 25) * np.sqrt(np.maximum(level, 1) / paper)
+    return np.clip(np.round(level + shot * noise / noise.std()), 0, 255).astype(np.uint8)
+
+
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG'); ``neighbours`` ((grey, box)
     of two other digits of the source) only for ``row``."""
@@ -322,6 +341,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _circled(g, box, rng), "PNG"
     if variant == "desk":
         return _on_a_desk(g, box, rng), "PNG"
+    if variant == "lowlight":
+        return _in_low_light(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
