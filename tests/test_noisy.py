@@ -1,5 +1,5 @@
 """A photo taken in low light (sensor noise of 10–30 grey levels) is read smoothed until its noise
-is a clean photo's (``pipeline.denoising_sigma``, pipeline version 28); noise alone stays no digit."""
+is a clean photo's (``pipeline.denoised``, pipeline version 28); noise alone stays no digit."""
 
 import numpy as np
 import pytest

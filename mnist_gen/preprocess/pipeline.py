@@ -90,7 +90,13 @@ def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     step = max(1, side // cfg.work_size)  # rows up to the work size's count: enough to measure
     if min(gray.shape) < cfg.min_noise_side:
         return gray
-    noise = sensor_noise(gray, 2, step)
+    d = _second_differences(gray, 2, step)
+    # Most images are far quieter than the bound, and a count shows it: the quartile itself costs
+    # ~7 ms on a 640 px photo. (Over a quarter and two of the differences under 0.99 × the bound's
+    # quartile put the quartile itself below it: the same answer.)
+    if np.count_nonzero(d <= 0.99 * cfg.noisy * QUARTILE) > 0.25 * d.size + 2:
+        return gray
+    noise = float(np.quantile(d, 0.25)) / QUARTILE
     if not cfg.noisy < noise <= cfg.max_noisy:
         return gray
     cap = cfg.max_denoise_frac * side
@@ -111,12 +117,21 @@ def sensor_noise(g: np.ndarray, lag: int, step: int = 1) -> float:
     gradient as noise, and side-lit photos of digits (``check_usps_uneven_photo``, σ 2 levels)
     measured 4–7 levels; a second difference cancels a gradient.
     """
+    d = _second_differences(g, lag, step)
+    return float(np.quantile(d, 0.25)) / QUARTILE if d.size else 0.0
+
+
+#: The lower quartile of |N(0, 6σ²)| (a second difference of white noise of σ), over σ.
+QUARTILE = 0.3186 * np.sqrt(6)
+
+
+def _second_differences(g: np.ndarray, lag: int, step: int) -> np.ndarray:
+    """|second differences| of pixels ``lag`` apart, across and down every ``step``-th row."""
     rows = g[::step]
     across = rows[:, 2 * lag :] - 2 * rows[:, lag:-lag] + rows[:, : -2 * lag]
     cols = g[:, ::step]
     down = cols[2 * lag :] - 2 * cols[lag:-lag] + cols[: -2 * lag]
-    d = np.concatenate([across.ravel(), down.ravel()])
-    return float(np.quantile(np.abs(d), 0.25)) / (0.3186 * np.sqrt(6)) if d.size else 0.0
+    return np.abs(np.concatenate([across.ravel(), down.ravel()]))
 
 
 def as_u8(img: np.ndarray) -> np.ndarray:
