@@ -1,5 +1,6 @@
 """A photo taken in low light (sensor noise of 10–30 grey levels) is read smoothed until its noise
-is a clean photo's (``pipeline.denoised``, pipeline version 28); noise alone stays no digit."""
+is a clean photo's (``pipeline.denoised``, pipeline version 28), relative to its paper's level
+(version 29); noise alone stays no digit."""
 
 import numpy as np
 import pytest
@@ -14,7 +15,7 @@ NEVER = PreprocessConfig(noisy=1.0)  # version 27: no image is noisy
 
 def _smoothed(gray: np.ndarray) -> bool:
     """Whether the pipeline smooths ``gray`` (grey, 0..1) before reading it."""
-    return denoised(gray, CFG) is not gray
+    return denoised(gray, CFG)[0] is not gray
 
 
 def _low_light(ink: np.ndarray, paper: float, contrast: float, noise: float, seed: int) -> np.ndarray:
@@ -38,7 +39,9 @@ def test_a_low_light_photo_is_read_smoothed_more(mnist):
         for img in (photo, 255 - photo):
             res = to_mnist(img)
             assert res.digit is not None, res.reason
-            assert similar(res.digit, clean) > 0.9
+            # > 0.9 at version 28; smoothed to the paper's share of the bound since version 29,
+            # the strokes come out a little wider (the least alike of the twelve: 0.875)
+            assert similar(res.digit, clean) > 0.85
             old = to_mnist(img, NEVER).digit
             before.append(-1.0 if old is None else similar(old, clean))
     assert max(before) < 0.7
@@ -68,8 +71,48 @@ def test_only_a_noisy_photo_large_enough_to_tell_noise_from_strokes_is_smoothed(
 @pytest.mark.parametrize("levels", [10, 20, 40])
 def test_a_noisy_photos_noise_is_brought_to_the_bound_and_no_lower(levels):
     noise = np.random.default_rng(levels).normal(0, levels / 255, (300, 300))
-    left = float((denoised((0.5 + noise).astype(np.float32), CFG) - 0.5)[20:-20, 20:-20].std())
-    assert CFG.noisy / 1.5 * 0.9 < left < 1.1 * CFG.noisy  # widened in steps of 1.5 until at the bound
-    if levels == 40:  # on 40 px it would take 2.2 px: at most 4 % of the side, 1.6 px
-        small = denoised((0.5 + noise[:40, :40]).astype(np.float32), CFG)
-        assert float((small - 0.5).std()) > 1.25 * CFG.noisy
+    smooth, grain = denoised((0.5 + noise).astype(np.float32), CFG)
+    left = float((smooth - 0.5)[20:-20, 20:-20].std())
+    bound = 0.5 * CFG.noisy  # on paper at half of white
+    assert bound / 1.5 * 0.9 < left < 1.1 * bound  # widened in steps of 1.5 until at the bound
+    assert grain == pytest.approx(left / 0.5, rel=0.25)  # relative to the paper: what the reading floors its grain at
+    if levels == 40:  # on 40 px it would take 4.5 px: at most 4 % of the side, 1.6 px
+        small, grain = denoised((0.5 + noise[:40, :40]).astype(np.float32), CFG)
+        assert float((small - 0.5).std()) > 2.5 * bound
+        assert grain <= CFG.noisy  # what is left beyond the bound counts as the bound
+
+
+def test_the_bound_scales_with_the_papers_level():
+    """The same noise, 15 levels, on paper at 0.25 and 0.75 of white: the later steps measure
+    the grain relative to the paper, so the dim page is smoothed to a third of the bright one's."""
+    noise = np.random.default_rng(0).normal(0, 15 / 255, (300, 300))
+    left = {p: float((denoised((p + noise).astype(np.float32), CFG)[0] - p)[20:-20, 20:-20].std()) for p in (0.25, 0.75)}
+    for p, value in left.items():
+        assert p * CFG.noisy / 1.5 * 0.9 < value < 1.1 * p * CFG.noisy
+    assert left[0.25] < 0.5 * left[0.75]
+
+
+def test_a_dim_page_is_read(mnist):
+    """Paper at 55 levels, a pen a third darker (18 levels), noise σ 10: left at 5 levels of
+    noise (version 28) the grain was a tenth of the paper and the pen stood out by 3 × it (at
+    most 0.81 alike the clean digit's reading); smoothed to a fifth of that, each reads as the
+    clean digit does."""
+    for i, d in enumerate(big_digits(mnist, 6)):
+        photo = _low_light(d, paper=55, contrast=18, noise=10, seed=i)
+        res = to_mnist(photo)
+        assert res.digit is not None, res.reason
+        assert similar(res.digit, to_mnist(d).digit) > 0.9
+
+
+def test_pure_noise_on_dim_pages_stays_mostly_no_digit():
+    """Smoothed to a fifth of version 28's noise, a blank dim page's grain is blobs the width of
+    strokes, which measure a smaller grain between them than the noise left: read with the grain
+    at least that (``denoised``'s second value), 60 such pages give at most 3 "digits" (seeds
+    100–139, 240 pages: 6; 40 without the floor; 9 at version 28)."""
+    found = 0
+    rng = np.random.default_rng(100)
+    for _ in range(60):
+        h, w = rng.integers(40, 300, 2)
+        page = rng.uniform(60, 200) + rng.normal(0, rng.uniform(8, 30), (h, w))
+        found += to_mnist(np.clip(np.round(page), 0, 255).astype(np.uint8)).ok
+    assert found <= 3

@@ -30,7 +30,7 @@ class PreprocessConfig:
     work_size: int = 640  # longest side the photo is analysed at
     min_work_size: int = 112  # tiny inputs (a 16×16 scan, a 28×28 array) are enlarged to this first
     smooth_sigma: float = 1.0  # px at work size; averages away paper grain and sensor noise
-    noisy: float = 0.02  # sensor noise (σ) above this, 5 levels, is a noisy photo (a well-lit one: 1-3), read smoothed more if need be
+    noisy: float = 0.02  # sensor noise (σ) above this, 5 levels, is a noisy photo (a well-lit one: 1-3), read smoothed until its noise is this × the paper's level
     max_denoise_frac: float = 0.04  # ... by at most this × the image side (a stroke is ~10 % of a digit)
     max_noisy: float = 0.16  # noisier than this (40 levels; a photo's sensor gives at most ~30) is no photo: left as it is
     min_noise_side: int = 32  # smaller images are mostly strokes: their noise cannot be told from them

@@ -38,7 +38,7 @@ from mnist_gen.preprocess.sheet import sheet_on_desk
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 28  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 29  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -65,23 +65,35 @@ def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     return np.clip(resize(gray, (round(h * k), round(w * k)), resample), 0, 1)
 
 
-def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """A noisy photo smoothed until its noise is a clean photo's; any other image as it is.
+def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
+    """(a noisy photo smoothed until its noise is a clean photo's, or any other image as it is;
+    the noise left, relative to the paper: 0 when nothing was smoothed).
 
     A photo taken in low light (high ISO) has sensor noise of 10–30 grey levels where a well-lit
     photo or a scan has 1–3. Every later step was set for the latter: on the former, the grain
     hides ink 25–50 levels dark, splits it into specks the digit finder takes for the digit or
     for nothing, and outvotes the ink in the choice of polarity. The photo is smoothed by a
-    Gaussian just wide enough to leave its noise at the ``noisy`` bound, which the later steps
-    were set for, and no lower: smoothed further, a blank page's faint shading stands out from a
-    grain smoothed away (blank strips of the study's photos read at a fixed 2–4 × the usual
-    smoothing gave "digits" in 52 of 116 strips instead of 14). The width starts where white
-    noise would need it (a Gaussian of σ px divides it by 2√π·σ) and grows by half until what
-    is left measures at the bound (so between 2/3 of it and it): a camera's noise is correlated
-    over a pixel or two (demosaicing, JPEG) and falls more slowly. At most ``max_denoise_frac``
-    of the side: a stroke is ~10 % of a digit.
+    Gaussian just wide enough to leave its noise at the bound the later steps were set for, and
+    no lower: smoothed further, a blank page's faint shading stands out from a grain smoothed
+    away (blank strips of the study's photos read at a fixed 2–4 × the usual smoothing gave
+    "digits" in 52 of 116 strips instead of 14).
 
-    No image at or below the bound changes; nor one smaller than ``min_noise_side`` (mostly
+    The bound is ``noisy`` on white paper and scales with the paper's level (version 29): the
+    later steps measure ink and grain relative to the paper (lighting multiplies), and 5 levels
+    of noise are a tenth of a paper at 50; a dim page's pen 30 % darker did not clear the grain
+    left at version 28's fixed bound (7 % of such photos gave no digit). The level is the paper
+    plane's whichever way the ink runs: a blank page's polarity is a coin's toss, and read as
+    light ink a bright page's level would be its darkness. The noise left is returned: the
+    reading takes the paper's grain as at least that (``_read_digit``), since a grain smoothed
+    into blobs measures smaller than it is between them and the blobs would pass for ink
+    (pure noise on dim pages read as digits in 40 of 240 without it, 6 with it).
+
+    The width starts where white noise would need it (a Gaussian of σ px divides it by 2√π·σ)
+    and grows by half until what is left measures at the bound (so between 2/3 of it and it): a
+    camera's noise is correlated over a pixel or two (demosaicing, JPEG) and falls more slowly.
+    At most ``max_denoise_frac`` of the side: a stroke is ~10 % of a digit.
+
+    No image whose noise is at or below ``noisy`` changes (a well-lit photo, a scan); nor one smaller than ``min_noise_side`` (mostly
     strokes: its noise cannot be told from them), nor one noisier than ``max_noisy``, more than
     a photo's sensor gives (uniform noise, a dithered scan): smoothed that far, pure noise turns
     into blobs as wide as strokes (a 100 px square of uniform noise gave a "digit").
@@ -89,22 +101,26 @@ def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     side = max(gray.shape)
     step = max(1, side // cfg.work_size)  # rows up to the work size's count: enough to measure
     if min(gray.shape) < cfg.min_noise_side:
-        return gray
+        return gray, 0.0
     d = _second_differences(gray, 2, step)
     # Most images are far quieter than the bound, and a count shows it: the quartile itself costs
     # ~7 ms on a 640 px photo. (Over a quarter and two of the differences under 0.99 × the bound's
     # quartile put the quartile itself below it: the same answer.)
     if np.count_nonzero(d <= 0.99 * cfg.noisy * QUARTILE) > 0.25 * d.size + 2:
-        return gray
+        return gray, 0.0
     noise = float(np.quantile(d, 0.25)) / QUARTILE
     if not cfg.noisy < noise <= cfg.max_noisy:
-        return gray
+        return gray, 0.0
+    level = float(np.clip(find_paper(gray, cfg).coef[0], cfg.min_paper, 1.0))
+    bound = cfg.noisy * level
     cap = cfg.max_denoise_frac * side
-    sigma = min(noise / cfg.noisy / (2 * np.sqrt(np.pi)), cap)
+    sigma = min(noise / bound / (2 * np.sqrt(np.pi)), cap)
     while True:
         smooth = ndi.gaussian_filter(gray, sigma)
-        if sigma >= cap or sensor_noise(smooth, int(np.ceil(3 * sigma)), step) <= cfg.noisy:
-            return smooth
+        left = sensor_noise(smooth, int(np.ceil(3 * sigma)), step)
+        if sigma >= cap or left <= bound:
+            # At the cap more may be left, partly strokes at that lag: no more than the bound counts.
+            return smooth, min(left, bound) / level
         sigma = min(1.5 * sigma, cap)
 
 
@@ -152,16 +168,16 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = as_gray(image, cfg)
         if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
-        gray = denoised(gray, cfg)
+        gray, grain = denoised(gray, cfg)
         digit = None
         for part in _framed_parts(gray, cfg):
             try:
-                digit = _read_gray(part, cfg, views)
+                digit = _read_gray(part, cfg, views, grain)
                 break
             except NoDigit:  # the "box" was a square 0's own outline, the "sheet" held nothing
                 views = {}
         if digit is None:
-            digit = _read_gray(gray, cfg, views)
+            digit = _read_gray(gray, cfg, views, grain)
     except NoDigit as e:
         msg = str(e)
         return PreprocessResult(None, msg[0].upper() + msg[1:] + ".", views)
@@ -179,21 +195,22 @@ def _framed_parts(gray: np.ndarray, cfg: PreprocessConfig):
         yield sheet
 
 
-def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict) -> np.ndarray:
+def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict, grain: float = 0.0) -> np.ndarray:
     """Grey image → the 28×28 digit: the paper found, read once, and again when
-    ``_second_reading`` says so; raises ``NoDigit`` with the first reading's reason."""
+    ``_second_reading`` says so; raises ``NoDigit`` with the first reading's reason. ``grain``:
+    the least grain to read the paper with (the noise ``denoised`` left)."""
     paper = find_paper(gray, cfg)
     work = to_work_size(gray, cfg)
     views["input"] = as_u8(work)
     try:
-        return _read_digit(work, paper, cfg, views)
+        return _read_digit(work, paper, cfg, views, grain)
     except NoDigit as first:
         dark_ink = _second_reading(first, paper)
         if dark_ink is None:
             raise
         other: dict[str, np.ndarray] = {"input": views["input"]}
         try:
-            digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other)
+            digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other, grain)
         except NoDigit:
             raise first from None  # the first reading's reason and views stand
         views.clear()
@@ -222,7 +239,7 @@ def _second_reading(first: NoDigit, paper: Paper) -> bool | None:
     return None
 
 
-def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: dict) -> np.ndarray:
+def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: dict, least_grain: float = 0.0) -> np.ndarray:
     """The work-size grey image, read with ``paper`` → the 28×28 digit (views filled in on the way)."""
     g = ndi.gaussian_filter(work, cfg.smooth_sigma) if cfg.smooth_sigma else work
     if not paper.dark_ink:
@@ -230,6 +247,7 @@ def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: di
     if lit_blank(g, cfg):
         raise NoDigit("no digit found: the image is a blank page (light and shading explain all of it)")
     ink, grain = flatten_illumination(g, paper, cfg)
+    grain = max(grain, least_grain)
     mask, soft = threshold_soft(ink, grain, cfg)
     views["ink"] = as_u8(soft)
     if not mask.any():
