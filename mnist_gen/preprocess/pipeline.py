@@ -93,10 +93,11 @@ def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, float
     camera's noise is correlated over a pixel or two (demosaicing, JPEG) and falls more slowly.
     At most ``max_denoise_frac`` of the side: a stroke is ~10 % of a digit.
 
-    No image whose noise is at or below ``noisy`` changes (a well-lit photo, a scan); nor one smaller than ``min_noise_side`` (mostly
-    strokes: its noise cannot be told from them), nor one noisier than ``max_noisy``, more than
-    a photo's sensor gives (uniform noise, a dithered scan): smoothed that far, pure noise turns
-    into blobs as wide as strokes (a 100 px square of uniform noise gave a "digit").
+    No image whose noise is at or below ``noisy`` changes (a well-lit photo, a scan); nor one
+    smaller than ``min_noise_side`` (mostly strokes: its noise cannot be told from them), nor
+    one noisier than ``max_noisy``, more than a photo's sensor gives (uniform noise, a dithered
+    scan): smoothed that far, pure noise turns into blobs as wide as strokes (a 100 px square of
+    uniform noise gave a "digit").
     """
     side = max(gray.shape)
     step = max(1, side // cfg.work_size)  # rows up to the work size's count: enough to measure
@@ -168,16 +169,16 @@ def to_mnist(image, cfg: PreprocessConfig | Mapping | None = None) -> Preprocess
         gray = as_gray(image, cfg)
         if min(gray.shape) == 0 or max(gray.shape) < 4:  # a thin "1" cropped tight can be 1-2 px wide
             raise NoDigit(f"no digit found: the image is only {gray.shape[0]}×{gray.shape[1]} px")
-        gray, grain = denoised(gray, cfg)
+        gray, least_grain = denoised(gray, cfg)
         digit = None
         for part in _framed_parts(gray, cfg):
             try:
-                digit = _read_gray(part, cfg, views, grain)
+                digit = _read_gray(part, cfg, views, least_grain)
                 break
             except NoDigit:  # the "box" was a square 0's own outline, the "sheet" held nothing
                 views = {}
         if digit is None:
-            digit = _read_gray(gray, cfg, views, grain)
+            digit = _read_gray(gray, cfg, views, least_grain)
     except NoDigit as e:
         msg = str(e)
         return PreprocessResult(None, msg[0].upper() + msg[1:] + ".", views)
@@ -195,22 +196,22 @@ def _framed_parts(gray: np.ndarray, cfg: PreprocessConfig):
         yield sheet
 
 
-def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict, grain: float = 0.0) -> np.ndarray:
+def _read_gray(gray: np.ndarray, cfg: PreprocessConfig, views: dict, least_grain: float = 0.0) -> np.ndarray:
     """Grey image → the 28×28 digit: the paper found, read once, and again when
-    ``_second_reading`` says so; raises ``NoDigit`` with the first reading's reason. ``grain``:
-    the least grain to read the paper with (the noise ``denoised`` left)."""
+    ``_second_reading`` says so; raises ``NoDigit`` with the first reading's reason.
+    ``least_grain``: the least grain to read the paper with (the noise ``denoised`` left)."""
     paper = find_paper(gray, cfg)
     work = to_work_size(gray, cfg)
     views["input"] = as_u8(work)
     try:
-        return _read_digit(work, paper, cfg, views, grain)
+        return _read_digit(work, paper, cfg, views, least_grain)
     except NoDigit as first:
         dark_ink = _second_reading(first, paper)
         if dark_ink is None:
             raise
         other: dict[str, np.ndarray] = {"input": views["input"]}
         try:
-            digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other, grain)
+            digit = _read_digit(work, find_paper(gray, cfg, dark_ink=dark_ink), cfg, other, least_grain)
         except NoDigit:
             raise first from None  # the first reading's reason and views stand
         views.clear()
