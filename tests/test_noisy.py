@@ -1,12 +1,12 @@
 """A photo taken in low light (sensor noise of 10–30 grey levels) is read smoothed until its noise
-is a clean photo's (``pipeline.denoised``, pipeline version 28), relative to its paper's level
-(version 29); noise alone stays no digit."""
+is a clean photo's (``denoise.denoised``, pipeline version 28), relative to its paper's level
+(version 29) as the reading sees it (version 30: light ink turned to dark); noise alone stays no digit."""
 
 import numpy as np
 import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
-from mnist_gen.preprocess.pipeline import denoised
+from mnist_gen.preprocess.denoise import denoised
 from tests.pages import big_digits, similar
 
 CFG = PreprocessConfig()
@@ -82,14 +82,32 @@ def test_a_noisy_photos_noise_is_brought_to_the_bound_and_no_lower(levels):
         assert grain <= CFG.noisy  # what is left beyond the bound counts as the bound
 
 
+def _page_with_a_bar(paper: float, ink: float, noise: np.ndarray) -> np.ndarray:
+    """A page at ``paper`` with a 120×20 bar at ``ink`` in its middle (it sets the polarity: on a
+    blank page that is a coin's toss), plus ``noise``."""
+    page = np.full(noise.shape, paper)
+    page[90:210, 140:160] = ink
+    return (page + noise).astype(np.float32)
+
+
 def test_the_bound_scales_with_the_papers_level():
     """The same noise, 15 levels, on paper at 0.25 and 0.75 of white: the later steps measure
     the grain relative to the paper, so the dim page is smoothed to a third of the bright one's."""
     noise = np.random.default_rng(0).normal(0, 15 / 255, (300, 300))
-    left = {p: float((denoised((p + noise).astype(np.float32), CFG)[0] - p)[20:-20, 20:-20].std()) for p in (0.25, 0.75)}
+    left = {p: float((denoised(_page_with_a_bar(p, 0.6 * p, noise), CFG)[0] - p)[20:80, 20:80].std()) for p in (0.25, 0.75)}
     for p, value in left.items():
         assert p * CFG.noisy / 1.5 * 0.9 < value < 1.1 * p * CFG.noisy
     assert left[0.25] < 0.5 * left[0.75]
+
+
+def test_light_ink_is_smoothed_for_the_paper_it_is_read_on():
+    """Version 30: light ink on paper at 0.75 is read turned to dark ink, on a paper at 0.25, so it
+    is smoothed as the dim page is (version 29 smoothed it for 0.75: three times the grain)."""
+    noise = np.random.default_rng(1).normal(0, 15 / 255, (300, 300))
+    smooth, grain = denoised(_page_with_a_bar(0.75, 0.9, noise), CFG)
+    left = float((smooth - 0.75)[20:80, 20:80].std())
+    assert 0.25 * CFG.noisy / 1.5 * 0.9 < left < 1.1 * 0.25 * CFG.noisy  # version 29: 0.0148
+    assert grain == pytest.approx(left / 0.25, rel=0.25)  # relative to the paper it is read on
 
 
 def test_a_dim_page_is_read(mnist):

@@ -247,7 +247,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
 CLIPPED = 0.5 / 255
 
 
-def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
+def lit_blank(g: np.ndarray, cfg: PreprocessConfig, least_noise: float = 0.0) -> bool:
     """One smooth surface explains the whole image to within its noise: a blank page, however lit.
 
     ``g`` is the (smoothed) image turned to dark ink. The surface is a quadratic: light from one
@@ -258,7 +258,9 @@ def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
     * the extreme that its noise reaches somewhere among this many pixels (σ·√(2 ln 2N)); the
       noise's σ from differences between pixels ``3 × smooth_sigma`` apart, where the smoothing
       no longer ties them together (``smoothed_noise``: their lower quartile, which strokes'
-      edges and shading do not move even where they fill the image); or
+      edges and shading do not move even where they fill the image), and at least
+      ``least_noise`` of the paper's level (the noise ``denoise.denoised`` left: smoothed into
+      blobs, it measures less than it is between them; version 30); or
     * half the faintest ink the pipeline accepts (``min_contrast`` of the paper's level): a
       least-squares surface does not follow a stroke's step, it leaves most of it.
     No digit is that smooth (a 1/10 sample of every framing and check set and every photo, 11,652
@@ -285,7 +287,7 @@ def lit_blank(g: np.ndarray, cfg: PreprocessConfig) -> bool:
         residual = np.where(high, np.maximum(1 - CLIPPED - surface, 0), residual)
     if low.any():
         residual = np.where(low, np.maximum(surface - CLIPPED, 0), residual)
-    noise = max(smoothed_noise(g, step, cfg), 1 / (255 * np.sqrt(12)))  # 8-bit rounding is noise too
+    noise = max(smoothed_noise(g, step, cfg), 1 / (255 * np.sqrt(12)), least_noise * level)  # 8-bit rounding is noise too
     bound = max(0.5 * cfg.min_contrast * level, np.sqrt(2 * np.log(2 * g.size)) * noise)
     return float(np.max(residual)) < bound
 

@@ -9,11 +9,10 @@ and its models collapsed. ``to_mnist`` rebuilds MNIST's construction step by ste
 step below is a small function whose docstring says why it exists. ``naive`` keeps the
 study's method for the before/after comparison.
 
-The steps live in small modules named for what they do: ``load`` (file or array -> grey; a
-noisy photo is then ``denoised`` here),
-``formbox`` (a form's printed box around the digit: what is inside it is read), ``sheet``
-(a sheet lying on a desk: what is on the sheet is read),
-``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
+The steps live in small modules named for what they do: ``load`` (file or array -> grey),
+``denoise`` (a photo taken in low light, smoothed), ``formbox`` (a form's printed box around the
+digit: what is inside it is read), ``sheet`` (a sheet lying on a desk: what is on the sheet is
+read), ``paper`` (the paper and the ink's polarity, lighting divided out), ``ink`` (threshold,
 lines, which marks are the digit and which a neighbour's or its ring), ``normalize`` (MNIST's
 box and centring). Every tunable is a field of ``PreprocessConfig`` (``config``).
 """
@@ -29,6 +28,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.errors import ImageError
 from mnist_gen.preprocess.config import NoDigit, PreprocessConfig, PreprocessResult, as_config
+from mnist_gen.preprocess.denoise import denoised
 from mnist_gen.preprocess.formbox import inside_printed_box
 from mnist_gen.preprocess.ink import choose_digit, crop_to_digit, find_lines, threshold_soft
 from mnist_gen.preprocess.load import array_to_gray, as_gray, load_image, pil_to_gray
@@ -38,7 +38,7 @@ from mnist_gen.preprocess.sheet import sheet_on_desk
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 29  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 30  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -63,92 +63,6 @@ def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         bitmap = np.unique(gray).size <= 2
         resample = Image.Resampling.BILINEAR if bitmap else Image.Resampling.LANCZOS
     return np.clip(resize(gray, (round(h * k), round(w * k)), resample), 0, 1)
-
-
-def denoised(gray: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, float]:
-    """(a noisy photo smoothed until its noise is a clean photo's, or any other image as it is;
-    the noise left, relative to the paper: 0 when nothing was smoothed).
-
-    A photo taken in low light (high ISO) has sensor noise of 10–30 grey levels where a well-lit
-    photo or a scan has 1–3. Every later step was set for the latter: on the former, the grain
-    hides ink 25–50 levels dark, splits it into specks the digit finder takes for the digit or
-    for nothing, and outvotes the ink in the choice of polarity. The photo is smoothed by a
-    Gaussian just wide enough to leave its noise at the bound the later steps were set for, and
-    no lower: smoothed further, a blank page's faint shading stands out from a grain smoothed
-    away (blank strips of the study's photos read at a fixed 2–4 × the usual smoothing gave
-    "digits" in 52 of 116 strips instead of 14).
-
-    The bound is ``noisy`` on white paper and scales with the paper's level (version 29): the
-    later steps measure ink and grain relative to the paper (lighting multiplies), and 5 levels
-    of noise are a tenth of a paper at 50; a dim page's pen 30 % darker did not clear the grain
-    left at version 28's fixed bound (7 % of such photos gave no digit). The level is the paper
-    plane's whichever way the ink runs: a blank page's polarity is a coin's toss, and read as
-    light ink a bright page's level would be its darkness. The noise left is returned: the
-    reading takes the paper's grain as at least that (``_read_digit``), since a grain smoothed
-    into blobs measures smaller than it is between them and the blobs would pass for ink
-    (pure noise on dim pages read as digits in 40 of 240 without it, 6 with it).
-
-    The width starts where white noise would need it (a Gaussian of σ px divides it by 2√π·σ)
-    and grows by half until what is left measures at the bound (so between 2/3 of it and it): a
-    camera's noise is correlated over a pixel or two (demosaicing, JPEG) and falls more slowly.
-    At most ``max_denoise_frac`` of the side: a stroke is ~10 % of a digit.
-
-    No image whose noise is at or below ``noisy`` changes (a well-lit photo, a scan); nor one
-    smaller than ``min_noise_side`` (mostly strokes: its noise cannot be told from them), nor
-    one noisier than ``max_noisy``, more than a photo's sensor gives (uniform noise, a dithered
-    scan): smoothed that far, pure noise turns into blobs as wide as strokes (a 100 px square of
-    uniform noise gave a "digit").
-    """
-    side = max(gray.shape)
-    step = max(1, side // cfg.work_size)  # rows up to the work size's count: enough to measure
-    if min(gray.shape) < cfg.min_noise_side:
-        return gray, 0.0
-    d = _second_differences(gray, 2, step)
-    # Most images are far quieter than the bound, and a count shows it: the quartile itself costs
-    # ~7 ms on a 640 px photo. (Over a quarter and two of the differences under 0.99 × the bound's
-    # quartile put the quartile itself below it: the same answer.)
-    if np.count_nonzero(d <= 0.99 * cfg.noisy * QUARTILE) > 0.25 * d.size + 2:
-        return gray, 0.0
-    noise = float(np.quantile(d, 0.25)) / QUARTILE
-    if not cfg.noisy < noise <= cfg.max_noisy:
-        return gray, 0.0
-    level = float(np.clip(find_paper(gray, cfg).coef[0], cfg.min_paper, 1.0))
-    bound = cfg.noisy * level
-    cap = cfg.max_denoise_frac * side
-    sigma = min(noise / bound / (2 * np.sqrt(np.pi)), cap)
-    while True:
-        smooth = ndi.gaussian_filter(gray, sigma)
-        left = sensor_noise(smooth, int(np.ceil(3 * sigma)), step)
-        if sigma >= cap or left <= bound:
-            # At the cap more may be left, partly strokes at that lag: no more than the bound counts.
-            return smooth, min(left, bound) / level
-        sigma = min(1.5 * sigma, cap)
-
-
-def sensor_noise(g: np.ndarray, lag: int, step: int = 1) -> float:
-    """σ of the noise in ``g`` from second differences of pixels ``lag`` apart (beyond a camera's
-    demosaicing, or a smoothing's reach), across and down every ``step``-th row, by their lower
-    quartile (|N(0, 6σ²)|'s is 0.3186·√6·σ), which strokes do not reach in a digit's photo.
-
-    Not ``paper.smoothed_noise``, which takes first differences: those count the light's
-    gradient as noise, and side-lit photos of digits (``check_usps_uneven_photo``, σ 2 levels)
-    measured 4–7 levels; a second difference cancels a gradient.
-    """
-    d = _second_differences(g, lag, step)
-    return float(np.quantile(d, 0.25)) / QUARTILE if d.size else 0.0
-
-
-#: The lower quartile of |N(0, 6σ²)| (a second difference of white noise of σ), over σ.
-QUARTILE = 0.3186 * np.sqrt(6)
-
-
-def _second_differences(g: np.ndarray, lag: int, step: int) -> np.ndarray:
-    """|second differences| of pixels ``lag`` apart, across and down every ``step``-th row."""
-    rows = g[::step]
-    across = rows[:, 2 * lag :] - 2 * rows[:, lag:-lag] + rows[:, : -2 * lag]
-    cols = g[:, ::step]
-    down = cols[2 * lag :] - 2 * cols[lag:-lag] + cols[: -2 * lag]
-    return np.abs(np.concatenate([across.ravel(), down.ravel()]))
 
 
 def as_u8(img: np.ndarray) -> np.ndarray:
@@ -245,7 +159,7 @@ def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: di
     g = ndi.gaussian_filter(work, cfg.smooth_sigma) if cfg.smooth_sigma else work
     if not paper.dark_ink:
         g = 1.0 - g
-    if lit_blank(g, cfg):
+    if lit_blank(g, cfg, least_grain):
         raise NoDigit("no digit found: the image is a blank page (light and shading explain all of it)")
     ink, grain = flatten_illumination(g, paper, cfg)
     grain = max(grain, least_grain)
