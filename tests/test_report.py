@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 
 import numpy as np
@@ -12,6 +14,7 @@ from mnist_gen.errors import UserError
 from mnist_gen.evalsets import EvalSet
 from mnist_gen.io import write_atomic
 from mnist_gen.reporting.figures import misclassification_gallery, plot_curves
+from mnist_gen.reporting.set_reports import ERROR_COLUMNS, error_list_csv
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -132,6 +135,21 @@ def test_gallery_none_when_no_errors(tmp_path):
     empty = EvalSet("none", np.zeros((0, 28, 28), np.uint8), np.zeros(0, np.int64))
     assert misclassification_gallery(empty, np.zeros((0, 10)), tmp_path / "g.png", "svm") is None
     assert os.listdir(tmp_path) == []
+
+
+def test_error_list_names_every_misread_and_unread_item():
+    es, proba, wrong = _set_with_errors(n=40)
+    es.skipped = [("/x/blank.jpg", "No digit found: the image is a blank page.")]
+    rows = list(csv.DictReader(io.StringIO(error_list_csv(es, proba))))
+    assert tuple(rows[0]) == ERROR_COLUMNS
+    misread = [r for r in rows if r["answer"]]
+    assert [r["id"] for r in misread] == [f"/x/photo_{i}.jpg" for i in range(40) if i in wrong]
+    first = misread[0]
+    assert (first["true"], first["answer"], first["p_answer"], first["p_true"]) == ("1", "2", "0.6000", "0.3000")
+    assert rows[-1] == {"id": "/x/blank.jpg", "true": "", "answer": "", "p_answer": "", "p_true": "",
+                        "why": "No digit found: the image is a blank page."}
+    perfect = np.eye(10)[es.labels]
+    assert [r["id"] for r in csv.DictReader(io.StringIO(error_list_csv(es, perfect)))] == ["/x/blank.jpg"]
 
 
 def test_gallery_rejects_mismatched_proba(tmp_path):

@@ -33,6 +33,9 @@ def test_run_directory_holds_every_artifact(cnn_run):
     assert res["train_time_s"] > 0 and res["epoch_time_mean_s"] > 0
     rep = res["eval_sets"]["mnist_test"]["report"]
     assert rep["macro avg"]["support"] == 10000
+    misread = (cnn_run / "reports/mnist_test_errors.csv").read_text().strip().splitlines()[1:]
+    test = res["eval_sets"]["mnist_test"]
+    assert len(misread) == test["n"] - test["correct"] > 0  # every misread test digit, by index
     assert len((cnn_run / "metrics.csv").read_text().strip().splitlines()) == 3  # header + 2 epochs
 
 

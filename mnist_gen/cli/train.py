@@ -9,7 +9,7 @@ Run directory (``hydra.run.dir``; with ``seeds=[...]`` one ``seed<k>/`` per seed
     model.safetensors model.onnx  the network for deployment (mnist_gen/models/export.py)
     model.skops             KNN / SVM (classical)
     checkpoints/{best,last}.ckpt   Lightning checkpoints (resume from last; stacked seeds: in the parent)
-    reports/<set>.md  reports/<set>_confusion.png  reports/<set>_errors.png
+    reports/<set>.md  reports/<set>_confusion.png  reports/<set>_errors.png  reports/<set>_errors.csv
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
 """What a score looks like on paper: classification reports (terminal and markdown), confusion
-matrices and misclassification galleries per evaluation set, and the run summary."""
+matrices, misclassification galleries and lists per evaluation set, and the run summary."""
 
 from __future__ import annotations
 
+import csv
+import io
 import os
 from pathlib import Path
 
@@ -86,14 +88,39 @@ def plot_confusion(cm, path: str | os.PathLike, title: str) -> Path:
     return save_figure(fig, path)
 
 
+ERROR_COLUMNS = ("id", "true", "answer", "p_answer", "p_true", "why")
+
+
+def error_list_csv(evalset, proba: np.ndarray) -> str:
+    """Every item of ``evalset`` the model did not read right, as CSV text (``ERROR_COLUMNS``):
+    each misread digit (its label, the answer, both probabilities), then each item the pipeline
+    gave no digit for or could not read (``EvalSet.skipped``: its reason in ``why``). The gallery
+    shows at most 200 and needs matplotlib; this names all of them, for ``predict.py FILE --out``
+    or a script. Probabilities to 4 decimals, as the markdown report prints."""
+    proba = np.asarray(proba, dtype=np.float64)
+    labels = np.asarray(evalset.labels)
+    out = io.StringIO()
+    rows = csv.writer(out, lineterminator="\n")
+    rows.writerow(ERROR_COLUMNS)
+    pred = proba.argmax(axis=1) if len(labels) else labels
+    for i in np.flatnonzero(pred != labels):
+        t, a = int(labels[i]), int(pred[i])
+        rows.writerow((evalset.ids[i], t, a, f"{proba[i, a]:.4f}", f"{proba[i, t]:.4f}", ""))
+    for item_id, why in evalset.skipped:
+        rows.writerow((item_id, "", "", "", "", why))
+    return out.getvalue()
+
+
 def write_set_reports(model_name: str, scores: dict, out_dir: str | os.PathLike, galleries: bool = True,
                       skip_galleries_for=()) -> None:
-    """``reports/<set>.md``, ``<set>_confusion.png`` and ``<set>_errors.png`` for each scored set."""
+    """``reports/<set>.md``, ``<set>_confusion.png``, ``<set>_errors.csv`` and ``<set>_errors.png``
+    for each scored set (the gallery only with ``galleries``: it is the slow part)."""
     reports = Path(out_dir) / "reports"
     reports.mkdir(parents=True, exist_ok=True)
     for name, score in scores.items():
         title = f"{model_name} on {name}"
         write_atomic(reports / f"{name}.md", report_markdown(score.summary["report"], title))
+        write_atomic(reports / f"{name}_errors.csv", error_list_csv(score.evalset, score.proba))
         plot_confusion(score.summary["report"]["confusion_matrix"], reports / f"{name}_confusion.png", title)
         if galleries and name not in skip_galleries_for:
             misclassification_gallery(score.evalset, score.proba, reports / f"{name}_errors.png", model_name)
