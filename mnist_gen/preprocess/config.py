@@ -49,6 +49,7 @@ class PreprocessConfig:
     min_peak_snr: float = 6.0  # the strongest ink must reach this × the grain, else nothing is there
     min_contrast: float = 0.03  # and at least this much darker (relative), whatever the grain
     threshold_frac: float = 0.4  # a mark is ink only where part of it reaches this × the strongest ink (hysteresis)
+    smoothed_band: float = 0.7  # on a photo smoothed for its noise, ink touching clear ink down to this × the clear level belongs to it, under the grain floor (1: no band)
     line_frac: float = 0.5  # straight runs longer than this × image side may be ruled lines ...
     line_over_digit: float = 1.5  # ... and are erased when this × longer than the rest of the ink,
     line_faint: float = 0.5  # or when they cross the image and are at most this × as dark as its strokes

@@ -38,7 +38,7 @@ from mnist_gen.preprocess.sheet import sheet_on_desk
 
 #: Bump when the pipeline's output changes: caches of its readings (evaluation sets, refiled
 #: training digits) are then rebuilt.
-PIPELINE_VERSION = 30  # 8 was a polarity change, reverted: its caches must not be read
+PIPELINE_VERSION = 31  # 8 was a polarity change, reverted: its caches must not be read
 
 
 def to_work_size(gray: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
@@ -163,7 +163,7 @@ def _read_digit(work: np.ndarray, paper: Paper, cfg: PreprocessConfig, views: di
         raise NoDigit("no digit found: the image is a blank page (light and shading explain all of it)")
     ink, grain = flatten_illumination(g, paper, cfg)
     grain = max(grain, least_grain)
-    mask, soft = threshold_soft(ink, grain, cfg)
+    mask, soft = threshold_soft(ink, grain, cfg, smoothed=least_grain > 0)
     views["ink"] = as_u8(soft)
     if not mask.any():
         raise NoDigit("no digit found: nothing on the image stands out from the paper's grain", faint=True)
