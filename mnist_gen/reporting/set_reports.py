@@ -93,8 +93,9 @@ ERROR_COLUMNS = ("id", "true", "answer", "p_answer", "p_true", "why")
 
 def error_list_csv(evalset, proba: np.ndarray) -> str:
     """Every item of ``evalset`` the model did not read right, as CSV text (``ERROR_COLUMNS``):
-    each misread digit (its label, the answer, both probabilities), then each item the pipeline
-    gave no digit for or could not read (``EvalSet.skipped``: its reason in ``why``). The gallery
+    each misread digit (its label, the answer, both probabilities), then each item left out of
+    the scoring (``EvalSet.skipped``: no digit found, unreadable or unlabelled; the reason in
+    ``why``). The gallery
     shows at most 200 and needs matplotlib; this names all of them, for ``predict.py FILE --out``
     or a script. Probabilities to 4 decimals, as the markdown report prints."""
     proba = np.asarray(proba, dtype=np.float64)
