@@ -103,7 +103,7 @@ def error_list_csv(evalset, proba: np.ndarray) -> str:
     out = io.StringIO()
     rows = csv.writer(out, lineterminator="\n")
     rows.writerow(ERROR_COLUMNS)
-    pred = proba.argmax(axis=1) if len(labels) else labels
+    pred = proba.argmax(axis=1)
     for i in np.flatnonzero(pred != labels):
         t, a = int(labels[i]), int(pred[i])
         rows.writerow((evalset.ids[i], t, a, f"{proba[i, a]:.4f}", f"{proba[i, t]:.4f}", ""))
