@@ -16,6 +16,11 @@ import mnist_gen.preprocess.config  # noqa: F401  (tests compose the packaged co
 from mnist_gen import paths
 
 ROOT = paths.PROJECT_ROOT
+# Under pytest-xdist (pyproject's addopts: two workers), one torch thread per worker and per
+# process it starts: two workers with two threads each on two cores oversubscribe, and torch's
+# thread pool then runs many times slower. Set before any test imports torch.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    os.environ["OMP_NUM_THREADS"] = "1"
 #: Fixtures that need real MNIST (downloaded and verified once per machine): their tests are the slow tier.
 REAL_DATA = {"mnist_dir", "mnist", "tiny_run"}
 #: Modules that run the real entry points in subprocesses (train.py, evaluate.py, the demo server,

@@ -73,6 +73,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -178,7 +180,10 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
     # A row's neighbours are other digits of the source: their ink crops only, gathered first.
     digits = [(crop(g, box, 0), (0, 0, box[2] - box[0], box[3] - box[1])) for *_, g, box in items()] \
         if variant == "row" else []
-    tmp = out.with_name(out.name + ".partial")
+    # A folder of this process's own: two processes rendering the same variant at once (a test
+    # run on two workers, two evaluate.py) must not write into, or rename, each other's half.
+    tmp = out.with_name(f"{out.name}.partial.{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's half, were a pid ever reused
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
     for i, (item_id, label, g, box) in enumerate(items()):
         rng = np.random.default_rng([i, VARIANTS.index(variant)])  # the same file every time
@@ -193,7 +198,12 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
             Image.fromarray(img).save(folder / f"{stem}.jpg", quality=int(rng.integers(10, 31)))
         else:
             Image.fromarray(img).save(folder / f"{stem}.png")
-    tmp.rename(out)  # a half-rendered folder is never mistaken for a complete one
+    try:
+        tmp.rename(out)  # a half-rendered folder is never mistaken for a complete one
+    except OSError:
+        if not out.is_dir():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)  # another process finished the same folder first
     return out
 
 
