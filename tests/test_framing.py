@@ -250,3 +250,30 @@ def test_framing_summary_sets_files_beside_arrays_and_the_framing_range():
     line = framing_summary([row]).splitlines()[2].split(" | ")
     assert line[3:9] == ["99.00", "29", "28–29/29", "97.00", "97.50", "95.0–96.0"]
     assert line[9:] == ["–", "–", "– |"]
+
+
+def _build_after(barrier, data_dir) -> None:
+    from mnist_gen.evalsets.framing import build_variant
+
+    barrier.wait(60)
+    build_variant("uci", "native", False, data_dir)
+
+
+def test_two_processes_rendering_one_framing_at_once_both_get_the_whole_folder(tmp_path):
+    """Two evaluate.py (or two test workers) asking for the same unrendered set at once: neither
+    writes into nor renames the other's half, both end with the complete folder."""
+    import multiprocessing as mp
+
+    from mnist_gen.evalsets.framing import variant_dir
+
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_build_after, args=(barrier, tmp_path)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0, 0]
+    out = variant_dir("uci", "native", False, tmp_path)
+    assert len(list(out.rglob("*.png"))) == SIZES["uci"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["native"]  # no half-rendered folder left
