@@ -105,6 +105,9 @@ def test_human_output_names_digit_and_bad_files(tiny_run, photo_dir, tmp_path, c
     assert "(label 7)" in out and "p=" in out
     tail = out.split("Files without a prediction:")[1]
     assert all(n in tail for n in ("zero.jpg", "text.png", "notes.txt", "blank.png")) and "a.jpg" not in tail
+    for line in tail.strip().splitlines():  # each file named once in its line
+        name = line.split("/")[-1].split(":")[0].split()[0]
+        assert line.count(name) == 1, line
 
 
 @pytest.mark.parametrize("args,needle", [

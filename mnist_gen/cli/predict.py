@@ -248,8 +248,9 @@ def run(argv: list[str] | None = None) -> int:
           f"{len(models)} model(s). Written: {printable(out_dir)}", file=summary)
     if bad:
         print("Files without a prediction:", file=summary)
-        for r in bad:
-            print(f"  {printable(r.path)}: {printable(r.error)}", file=summary)
+        for r in bad:  # most sentences name their file already ("<file>: No digit found ...")
+            named = r.error if r.path in r.error else f"{r.path}: {r.error}"
+            print(f"  {printable(named)}", file=summary)
     return 0
 
 
