@@ -89,6 +89,13 @@ def test_each_framing_renders_what_it_names():
     assert 80 <= dim.shape[0] <= 2 * 300 and np.median(dim) < 160  # enlarged, on under-exposed paper
     flat = dim[: dim.shape[0] // 20]  # a strip of the margin: paper only, its noise 8–25 levels
     assert 5 < float(np.std(flat - ndi.gaussian_filter(flat, 3))) < 30
+    phone = out["phone_tight"].astype(float)  # the tight crop, enlarged, on paper of any level
+    assert 100 <= max(phone.shape) <= 310 and abs(phone.shape[0] / phone.shape[1] - h / w) < 0.15
+    paper = np.percentile(phone, 90)
+    inked = phone < paper - 0.1 * paper  # the pen: 15–50 % darker than its paper
+    edge = max(2, round(0.05 * max(phone.shape)))  # strokes reach every side of the crop
+    assert inked[:edge].any() and inked[-edge:].any() and inked[:, :edge].any() and inked[:, -edge:].any()
+    assert 0.4 * paper < np.percentile(phone, 1) < 0.9 * paper
 
 
 

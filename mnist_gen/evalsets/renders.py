@@ -4,6 +4,8 @@ box of its ink) re-framed the way real image files frame digits. ``render`` is t
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
@@ -291,6 +293,25 @@ def _in_low_light(g: np.ndarray, box, rng) -> np.ndarray:
     return np.clip(np.round(level + shot * noise / noise.std()), 0, 255).astype(np.uint8)
 
 
+def _phone_crop(g: np.ndarray, box, rng) -> np.ndarray:
+    """Several framings at once, as a phone photo cut to one digit combines them: cropped to the
+    ink with 0–2 px margin, enlarged to 100–300 px, on paper of any level (60–200) lit from one
+    side (± 12.5 %), the pen only 15–50 % darker than its paper, sensor noise of σ 3 levels, and
+    saved as a JPEG at quality 50–90 (stored decoded, as a PNG)."""
+    c = crop(g, box, int(rng.integers(0, 3)))
+    t = _ink_share(_enlarged(c, rng.uniform(100, 300) / max(c.shape)))
+    h, w = t.shape
+    angle = rng.uniform(0, 2 * np.pi)
+    yy, xx = np.mgrid[0:h, 0:w]
+    ramp = ((np.cos(angle) * xx + np.sin(angle) * yy) / max(h, w) + 1) / 2
+    paper = rng.uniform(60, 200) * (0.75 + 0.25 * ramp)
+    level = paper * (1 - t * rng.uniform(0.15, 0.5)) + rng.normal(0, 3.0, t.shape)
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(np.round(level), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(50, 91)))
+    with Image.open(buf) as im:
+        return np.asarray(im.convert("L"))
+
+
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG'); ``neighbours`` ((grey, box)
     of two other digits of the source) only for ``row``."""
@@ -343,6 +364,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _on_a_desk(g, box, rng), "PNG"
     if variant == "lowlight":
         return _in_low_light(g, box, rng), "PNG"
+    if variant == "phone_tight":
+        return _phone_crop(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
