@@ -60,14 +60,15 @@ def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
             pid = int(parts[-3])
         except (ValueError, IndexError):
             continue
-        if pid == os.getpid() or _running(pid):
+        if pid == os.getpid() or process_running(pid):
             continue
         tmp.unlink(missing_ok=True)
         removed.append(tmp)
     return removed
 
 
-def _running(pid: int) -> bool:
+def process_running(pid: int) -> bool:
+    """Whether process ``pid`` exists (under any user): a temp or folder it left is still being written."""
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:

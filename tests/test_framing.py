@@ -273,6 +273,9 @@ def test_two_processes_rendering_one_framing_at_once_both_get_the_whole_folder(t
 
     from mnist_gen.evalsets.framing import variant_dir
 
+    out = variant_dir("uci", "native", False, tmp_path)
+    gone = _a_finished_pid()
+    (out.parent / f"native.partial.{gone}" / "3").mkdir(parents=True)  # a killed run's half-rendered folder
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_build_after, args=(barrier, tmp_path)) for _ in range(2)]
@@ -281,6 +284,14 @@ def test_two_processes_rendering_one_framing_at_once_both_get_the_whole_folder(t
     for p in procs:
         p.join(120)
     assert [p.exitcode for p in procs] == [0, 0]
-    out = variant_dir("uci", "native", False, tmp_path)
     assert len(list(out.rglob("*.png"))) == SIZES["uci"]
-    assert sorted(p.name for p in out.parent.iterdir()) == ["native"]  # no half-rendered folder left
+    assert sorted(p.name for p in out.parent.iterdir()) == ["native"]  # no half-rendered folder left, the dead one's swept
+
+
+def _a_finished_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -89,6 +89,7 @@ from mnist_gen.errors import UserError
 from mnist_gen.evalsets.base import EvalSet, cached, register
 from mnist_gen.evalsets.photos import load_photo_folder, seed_photo_dir
 from mnist_gen.evalsets.renders import crop, render
+from mnist_gen.io import process_running
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +188,10 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
     # A folder of this process's own: two processes rendering the same variant at once (a test
     # run on two workers, two evaluate.py) must not write into, or rename, each other's half.
     tmp = out.with_name(f"{out.name}.partial.{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)  # a killed run's half, were a pid ever reused
+    for half in out.parent.glob(f"{out.name}.partial.*"):  # a killed run's half (or ours, a pid reused)
+        pid = half.name.rsplit(".", 1)[-1]
+        if pid.isdigit() and (int(pid) == os.getpid() or not process_running(int(pid))):
+            shutil.rmtree(half, ignore_errors=True)
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
     for i, (item_id, label, g, box) in enumerate(items()):
         rng = np.random.default_rng([i, VARIANTS.index(variant)])  # the same file every time
