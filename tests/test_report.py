@@ -139,7 +139,8 @@ def test_gallery_none_when_no_errors(tmp_path):
 
 def test_error_list_names_every_misread_and_unread_item():
     es, proba, wrong = _set_with_errors(n=40)
-    es.skipped = [("/x/blank.jpg", "No digit found: the image is a blank page.")]
+    es.skipped = [("7/faint.png", "No digit found: nothing on the image stands out from the paper's grain."),
+                  ("/x/blank.jpg", "No digit found: the image is a blank page.")]
     rows = list(csv.DictReader(io.StringIO(error_list_csv(es, proba))))
     assert tuple(rows[0]) == ERROR_COLUMNS
     misread = [r for r in rows if r["answer"]]
@@ -148,8 +149,9 @@ def test_error_list_names_every_misread_and_unread_item():
     assert (first["true"], first["answer"], first["p_answer"], first["p_true"]) == ("1", "2", "0.6000", "0.3000")
     assert rows[-1] == {"id": "/x/blank.jpg", "true": "", "answer": "", "p_answer": "", "p_true": "",
                         "why": "No digit found: the image is a blank page."}
+    assert (rows[-2]["id"], rows[-2]["true"], rows[-2]["answer"]) == ("7/faint.png", "7", "")  # its folder's label
     perfect = np.eye(10)[es.labels]
-    assert [r["id"] for r in csv.DictReader(io.StringIO(error_list_csv(es, perfect)))] == ["/x/blank.jpg"]
+    assert [r["id"] for r in csv.DictReader(io.StringIO(error_list_csv(es, perfect)))] == ["7/faint.png", "/x/blank.jpg"]
 
 
 def test_gallery_rejects_mismatched_proba(tmp_path):

@@ -12,6 +12,7 @@ import numpy as np
 from rich.table import Table
 
 from mnist_gen.console import console
+from mnist_gen.evalsets.photos import label_from_path
 from mnist_gen.io import write_atomic
 from mnist_gen.reporting.figures import misclassification_gallery, new_figure, save_figure
 
@@ -95,7 +96,7 @@ def error_list_csv(evalset, proba: np.ndarray) -> str:
     """Every item of ``evalset`` the model did not read right, as CSV text (``ERROR_COLUMNS``):
     each misread digit (its label, the answer, both probabilities), then each item left out of
     the scoring (``EvalSet.skipped``: no digit found, unreadable or unlabelled; the reason in
-    ``why``). The gallery
+    ``why``, the label in ``true`` where the file's folder or name gives one). The gallery
     shows at most 200 and needs matplotlib; this names all of them, for ``predict.py FILE --out``
     or a script. Probabilities to 4 decimals, as the markdown report prints."""
     proba = np.asarray(proba, dtype=np.float64)
@@ -107,8 +108,9 @@ def error_list_csv(evalset, proba: np.ndarray) -> str:
     for i in np.flatnonzero(pred != labels):
         t, a = int(labels[i]), int(pred[i])
         rows.writerow((evalset.ids[i], t, a, f"{proba[i, a]:.4f}", f"{proba[i, t]:.4f}", ""))
-    for item_id, why in evalset.skipped:
-        rows.writerow((item_id, "", "", "", "", why))
+    for item_id, why in evalset.skipped:  # its label where its folder or name gives one, as scoring reads it
+        label = label_from_path(item_id)
+        rows.writerow((item_id, "" if label is None else label, "", "", "", why))
     return out.getvalue()
 
 
