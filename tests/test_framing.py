@@ -268,7 +268,7 @@ def _build_after(barrier, data_dir) -> None:
 
 def test_two_processes_rendering_one_framing_at_once_both_get_the_whole_folder(tmp_path):
     """Two evaluate.py (or two test workers) asking for the same unrendered set at once: neither
-    writes into nor renames the other's half, both end with the complete folder."""
+    writes into nor renames the other's half, both end with the complete folder; the halves killed runs left are swept."""
     import multiprocessing as mp
 
     from mnist_gen.evalsets.framing import variant_dir
@@ -276,6 +276,7 @@ def test_two_processes_rendering_one_framing_at_once_both_get_the_whole_folder(t
     out = variant_dir("uci", "native", False, tmp_path)
     gone = _a_finished_pid()
     (out.parent / f"native.partial.{gone}" / "3").mkdir(parents=True)  # a killed run's half-rendered folder
+    (out.parent / "native.partial" / "3").mkdir(parents=True)  # one left by a version without per-process folders
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(2)
     procs = [ctx.Process(target=_build_after, args=(barrier, tmp_path)) for _ in range(2)]

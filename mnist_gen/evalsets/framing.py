@@ -188,9 +188,10 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
     # A folder of this process's own: two processes rendering the same variant at once (a test
     # run on two workers, two evaluate.py) must not write into, or rename, each other's half.
     tmp = out.with_name(f"{out.name}.partial.{os.getpid()}")
-    for half in out.parent.glob(f"{out.name}.partial.*"):  # a killed run's half (or ours, a pid reused)
+    for half in out.parent.glob(f"{out.name}.partial*"):  # a killed run's half (or ours, a pid reused)
         pid = half.name.rsplit(".", 1)[-1]
-        if pid.isdigit() and (int(pid) == os.getpid() or not process_running(int(pid))):
+        if half.name == f"{out.name}.partial" or (pid.isdigit() and (int(pid) == os.getpid() or not process_running(int(pid)))):
+            # no pid: a half left by a version that rendered into one shared folder (before 2026-12)
             shutil.rmtree(half, ignore_errors=True)
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
     for i, (item_id, label, g, box) in enumerate(items()):
