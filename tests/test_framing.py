@@ -96,6 +96,10 @@ def test_each_framing_renders_what_it_names():
     edge = max(2, round(0.05 * max(phone.shape)))  # strokes reach every side of the crop
     assert inked[:edge].any() and inked[-edge:].any() and inked[:, :edge].any() and inked[:, -edge:].any()
     assert 0.4 * paper < np.percentile(phone, 1) < 0.9 * paper
+    blurred = out["defocus"].astype(float)  # the tight crop, enlarged, darker towards its corners
+    assert 60 <= max(blurred.shape) <= 410 and abs(blurred.shape[0] / blurred.shape[1] - h / w) < 0.15
+    paper = np.percentile(blurred, 90)
+    assert 0.35 * paper < np.percentile(blurred, 1) < 0.95 * paper  # the pen 18–45 % darker, under darker corners
 
 
 

@@ -306,8 +306,34 @@ def _phone_crop(g: np.ndarray, box, rng) -> np.ndarray:
     ramp = ((np.cos(angle) * xx + np.sin(angle) * yy) / max(h, w) + 1) / 2
     paper = rng.uniform(60, 200) * (0.75 + 0.25 * ramp)
     level = paper * (1 - t * rng.uniform(0.15, 0.5)) + rng.normal(0, 3.0, t.shape)
+    return _through_jpeg(level, int(rng.integers(50, 91)))
+
+
+def _defocused_crop(g: np.ndarray, box, rng) -> np.ndarray:
+    """A phone photo cut to one digit, out of focus under a lens that darkens its corners: cropped
+    to the ink with 0–3 px margin, enlarged to 60–400 px, defocused (a disk 1–5 % of the side
+    across, a lens's blur, not a Gaussian's), on paper at 70–230 darker towards the corners by
+    0–35 % (vignetting: light that varies at the digit's own scale), the pen 18–45 % darker,
+    noise σ 2–5 levels, JPEG at quality 35–85 (stored decoded, as a PNG). Written as the
+    held-out probe of a paper-lid change that was not kept (README, "Several framings at once")."""
+    c = crop(g, box, int(rng.integers(0, 4)))
+    t = _ink_share(_enlarged(c, rng.uniform(60, 400) / max(c.shape)))
+    r = max(1, int(round(rng.uniform(0.01, 0.05) * max(t.shape))))
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
+    disk = (xx**2 + yy**2 <= r * r).astype(np.float32)
+    t = np.clip(ndi.convolve(t, disk / disk.sum(), mode="nearest"), 0, 1)
+    h, w = t.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    corner = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / ((h / 2) ** 2 + (w / 2) ** 2)  # 0 at the middle, 1 at a corner
+    paper = rng.uniform(70, 230) * (1 - rng.uniform(0, 0.35) * corner)
+    level = paper * (1 - t * rng.uniform(0.18, 0.45)) + rng.normal(0, rng.uniform(2, 5), t.shape)
+    return _through_jpeg(level, int(rng.integers(35, 86)))
+
+
+def _through_jpeg(level: np.ndarray, quality: int) -> np.ndarray:
+    """Grey levels saved as a phone saves them (8-bit, JPEG at ``quality``) and decoded again."""
     buf = io.BytesIO()
-    Image.fromarray(np.clip(np.round(level), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(rng.integers(50, 91)))
+    Image.fromarray(np.clip(np.round(level), 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
     with Image.open(buf) as im:
         return np.asarray(im.convert("L"))
 
@@ -366,6 +392,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _in_low_light(g, box, rng), "PNG"
     if variant == "phone_tight":
         return _phone_crop(g, box, rng), "PNG"
+    if variant == "defocus":
+        return _defocused_crop(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
