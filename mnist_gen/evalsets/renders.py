@@ -310,12 +310,12 @@ def _phone_crop(g: np.ndarray, box, rng) -> np.ndarray:
 
 
 def _defocused_crop(g: np.ndarray, box, rng) -> np.ndarray:
-    """A phone photo cut to one digit, out of focus under a lens that darkens its corners: cropped
-    to the ink with 0–3 px margin, enlarged to 60–400 px, defocused (a disk 1–5 % of the side
-    across, a lens's blur, not a Gaussian's), on paper at 70–230 darker towards the corners by
-    0–35 % (vignetting: light that varies at the digit's own scale), the pen 18–45 % darker,
-    noise σ 2–5 levels, JPEG at quality 35–85 (stored decoded, as a PNG). Written as the
-    held-out probe of a paper-lid change that was not kept (README, "Several framings at once")."""
+    """A phone photo cut to one digit, out of focus, in a pool of light: cropped to the ink with
+    0–3 px margin, enlarged to 60–400 px, defocused (a disk 1–5 % of the side across, a lens's
+    blur, not a Gaussian's), on paper at 70–230 darker towards the corners by 0–35 % (a flash or
+    a lamp close by: light that varies at the digit's own scale), the pen 18–45 % darker, noise
+    σ 2–5 levels, JPEG at quality 35–85 (stored decoded, as a PNG). Written as the held-out probe
+    of a paper-lid change that was not kept (README, "Out of focus, the corners darker")."""
     c = crop(g, box, int(rng.integers(0, 4)))
     t = _ink_share(_enlarged(c, rng.uniform(60, 400) / max(c.shape)))
     r = max(1, int(round(rng.uniform(0.01, 0.05) * max(t.shape))))
