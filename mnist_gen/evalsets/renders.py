@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from mnist_gen.preprocess.normalize import stroke_width
+from mnist_gen.preprocess.normalize import disk, stroke_width
 
 
 def _resize(g: np.ndarray, side: int) -> np.ndarray:
@@ -319,9 +319,8 @@ def _defocused_crop(g: np.ndarray, box, rng) -> np.ndarray:
     c = crop(g, box, int(rng.integers(0, 4)))
     t = _ink_share(_enlarged(c, rng.uniform(60, 400) / max(c.shape)))
     r = max(1, int(round(rng.uniform(0.01, 0.05) * max(t.shape))))
-    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
-    disk = (xx**2 + yy**2 <= r * r).astype(np.float32)
-    t = np.clip(ndi.convolve(t, disk / disk.sum(), mode="nearest"), 0, 1)
+    lens = disk(r).astype(np.float32)
+    t = np.clip(ndi.convolve(t, lens / lens.sum(), mode="nearest"), 0, 1)
     h, w = t.shape
     yy, xx = np.mgrid[0:h, 0:w]
     corner = ((yy - h / 2) ** 2 + (xx - w / 2) ** 2) / ((h / 2) ** 2 + (w / 2) ** 2)  # 0 at the middle, 1 at a corner

@@ -44,7 +44,8 @@ def resize(a: np.ndarray, shape: tuple[int, int], resample=Image.Resampling.LANC
     )
 
 
-def _disk(radius: float) -> np.ndarray:
+def disk(radius: float) -> np.ndarray:
+    """A filled disk of ``radius`` px (at least half a pixel), as a boolean footprint."""
     r = max(0.5, float(radius))
     n = int(np.ceil(r))
     yy, xx = np.mgrid[-n : n + 1, -n : n + 1]
@@ -114,7 +115,7 @@ def normalize_stroke(img: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     pad = int(np.ceil(radius)) + 1
     padded = np.pad(img, pad)
     op = ndi.grey_dilation if change > 0 else ndi.grey_erosion
-    out = op(padded, footprint=_disk(radius))
+    out = op(padded, footprint=disk(radius))
     if change < 0 and out.max() < 0.5:  # thinning would erase the digit: keep it as it is
         return img
     return out
