@@ -543,6 +543,33 @@ def test_bold_usps_ones_cropped_tight_under_side_light_are_read():
             assert ndi.label(res.digit > 64)[1] == 1 and ndi.label(res.digit <= 64)[1] == 1, i  # one bar, no hole
 
 
+def _in_a_pool_of_light(plain: np.ndarray, darker: float) -> np.ndarray:
+    """``plain`` under light centred on it, its corners ``darker`` (a share) than its middle."""
+    h, w = plain.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    r2 = ((yy - (h - 1) / 2) / h) ** 2 + ((xx - (w - 1) / 2) / w) ** 2
+    return np.clip(np.round(plain * (1 - darker * r2 / r2.max())), 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("width", "darker"), [(8, 0.35), (14, 0.45), (20, 0.45)])
+def test_a_dark_ring_cropped_tight_in_a_pool_of_light_reads_as_a_ring(width, darker):
+    # A flash or a lamp close by: the corners of a tight crop as dark as the pen, so that the
+    # paper inside the 0 read as the ink (version 31: a light-ink 1, in each of these three).
+    # The light is now fitted with a pool, kept for a dark-ink reading.
+    im = Image.new("L", (80, 110), 210)
+    ImageDraw.Draw(im).ellipse((0, 0, 79, 109), outline=120, width=width)
+    lit = _in_a_pool_of_light(np.asarray(im, np.float64), darker)
+    assert find_paper(array_to_gray(lit), as_config(None)).dark_ink
+    res = to_mnist(lit)
+    assert res.ok, res.reason
+    assert ndi.label(res.digit < 64)[1] == 2 and res.digit[14, 14] < 64  # one hole, its middle paper
+    # Chalk on a board under the same light: a light-ink reading, taken with a plane alone.
+    chalk = Image.new("L", (80, 110), 60)
+    ImageDraw.Draw(chalk).ellipse((0, 0, 79, 109), outline=170, width=width)
+    paper = find_paper(array_to_gray(_in_a_pool_of_light(np.asarray(chalk, np.float64), darker)), as_config(None))
+    assert not paper.dark_ink and paper.coef[3] == 0
+
+
 # ------------------------------------------------------------------ nothing to find
 
 

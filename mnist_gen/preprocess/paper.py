@@ -33,21 +33,33 @@ def _plane_basis(h: int, w: int) -> np.ndarray:
     return np.stack([np.ones_like(x), x, y], -1).reshape(-1, 3)
 
 
+def _pool(h: int, w: int, dtype: type = np.float64) -> np.ndarray:
+    """The shape of a pool of light centred on the image: x² + y² over [-0.5, 0.5]², less its mean
+    (so that the paper's level stays the plane's)."""
+    y = np.linspace(-0.5, 0.5, h, dtype=dtype)[:, None]
+    x = np.linspace(-0.5, 0.5, w, dtype=dtype)[None, :]
+    r2 = x * x + y * y
+    return (r2 - r2.mean()).astype(dtype)
+
+
 @dataclass
 class Paper:
     """The paper: a smooth surface, its grain, and which way the ink departs from it."""
 
-    coef: np.ndarray  # plane over [-0.5, 0.5]², in the image's own grey levels
+    coef: np.ndarray  # a plane over [-0.5, 0.5]², then a pool of light (``_pool``); grey levels
     grain: float  # robust std of the paper around its surface, at the resolution it was fitted
     dark_ink: bool  # the ink is darker than the paper (pen on paper), else lighter (chalk, MNIST arrays)
     shaded: bool = False  # the lighting has an edge (a hard shadow): its wide areas are no ink (``has_shadow``)
     ambiguous: bool = False  # the frame could not say (mixed): the polarity came from the classes' shapes
 
     def surface(self, shape: tuple[int, int]) -> np.ndarray:
-        a0, ax, ay = self.coef
+        a0, ax, ay, pool = self.coef
         y = np.linspace(-0.5, 0.5, shape[0], dtype=np.float32)[:, None]
         x = np.linspace(-0.5, 0.5, shape[1], dtype=np.float32)[None, :]
-        return (np.float32(a0) + np.float32(ax) * x + np.float32(ay) * y).astype(np.float32)
+        s = np.float32(a0) + np.float32(ax) * x + np.float32(ay) * y
+        if pool:
+            s = s + np.float32(pool) * _pool(*shape, np.float32)
+        return s.astype(np.float32)
 
 
 def frame_mask(shape: tuple[int, int], frac: float) -> np.ndarray:
@@ -100,34 +112,45 @@ def _lts_plane(basis: np.ndarray, z: np.ndarray, starts: int = 4) -> tuple[np.nd
     return best, float(np.sqrt(best_obj / h / 0.1426))
 
 
-def _light_under_two_classes(c: np.ndarray, iters: int = 4) -> np.ndarray:
-    """The slope of light from one side across an image of two classes (paper and ink): the plane
-    coefficients (0, ax, ay) of ``c = plane + step · [dark class]``, fitted by alternating an Otsu
-    split of the image with the slope taken out and a least-squares fit of the plane and the step.
+def _light_under_two_classes(c: np.ndarray, pool: bool, iters: int = 4) -> np.ndarray:
+    """The light across an image of two classes (paper and ink): the coefficients (0, ax, ay, p)
+    of ``c = plane + p · _pool + step · [dark class]``, fitted by alternating an Otsu split of the
+    image with the light taken out and a least-squares fit of the light and the step.
     The step absorbs the classes' difference, so the plane cannot lean across them (a bold stroke
-    filling one half of a crop); a plane fitted to the image alone does (tried and reverted)."""
+    filling one half of a crop); a plane fitted to the image alone does (tried and reverted).
+
+    ``pool``: light from a flash or a lamp close by, brighter in the middle than at the corners,
+    is fitted too; one darker in the middle is no pool of light (it is ink filling the middle of
+    its crop) and the light is refitted as a plane.
+    """
     h, w = c.shape
     basis = _plane_basis(h, w)
+    if pool:
+        basis = np.column_stack([basis, _pool(h, w).reshape(-1)])
     z = c.reshape(-1).astype(np.float64)
-    slope = np.zeros(3)
+    light = np.zeros(basis.shape[1])
     for _ in range(iters):
-        r = z - basis @ slope
+        r = z - basis @ light
         dark = (r < otsu(r)).astype(np.float64)
         sol = np.linalg.lstsq(np.column_stack([basis, dark]), z, rcond=None)[0]
-        slope = np.array([0.0, sol[1], sol[2]])
-    return slope
+        if pool and sol[3] > 0:
+            sol = np.linalg.lstsq(np.column_stack([basis[:, :3], dark]), z, rcond=None)[0]
+            sol = np.array([*sol[:3], 0.0])
+        light = np.array([0.0, *sol[1 : basis.shape[1]]])
+    return light if pool else np.append(light, 0.0)
 
 
-def _unlit(c: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(the image with light from one side taken out, the light's plane slope), the light fitted
-    together with the two classes; images too small to show lighting are left as they are."""
+def _unlit(c: np.ndarray, cfg: PreprocessConfig, pool: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(the image with the light taken out, the light's coefficients (0, ax, ay, pool)), the light
+    fitted together with the two classes; images too small to show lighting are left as they are."""
     if max(c.shape) < cfg.min_plane_side:
-        return c, np.zeros(3)
-    slope = _light_under_two_classes(c)
-    return c - (_plane_basis(*c.shape) @ slope).reshape(c.shape).astype(c.dtype), slope
+        return c, np.zeros(4)
+    light = _light_under_two_classes(c, pool)
+    fitted = _plane_basis(*c.shape) @ light[:3] + light[3] * _pool(*c.shape).reshape(-1)
+    return c - fitted.reshape(c.shape).astype(c.dtype), light
 
 
-def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
+def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None = None) -> bool:
     """Split the image in two at Otsu's threshold and tell which class is the ink, from what
     makes handwriting handwriting rather than from any framing:
 
@@ -147,6 +170,8 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
 
     ``c`` comes with light from one side already taken out (``_unlit``): split at one global
     level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
+    ``frame``: the image whose frame breaks a tie, when it is not ``c`` (``c`` with a pool of
+    light taken out: the pool relights the corners, the very pixels that rule counts).
     """
     dark = c < otsu(c)
 
@@ -166,11 +191,28 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig) -> bool:
     vote += np.sign(width(~dark) - width(dark))
     vote += np.sign(spread(c[dark]) - spread(c[~dark]))
     if vote == 0:
+        if frame is not None:
+            dark = frame < otsu(frame)
         return bool(dark[frame_mask(c.shape, cfg.frame_frac)].mean() <= 0.5)
     return bool(vote > 0)
 
 
 def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = None) -> Paper:
+    """The paper under the ink (``_read_paper``), read first with a pool of light allowed where the
+    frame is mixed, as a flash or a lamp close by gives: brighter in the middle, its corners as
+    dark as a pen in a tight crop, so that the classes' shapes took the paper for ink. The pool
+    is kept only when that reading is dark ink: under light ink (chalk, a negative) a stroke
+    across the middle brightens it just as a pool would, and would be lifted off as light. A
+    light-ink reading is taken again with a plane alone, as before the pool (version 31).
+    """
+    if dark_ink is not False:
+        paper = _read_paper(gray, cfg, dark_ink, pool=True)
+        if paper.dark_ink or not paper.ambiguous:  # an unmixed frame's reading has no pool
+            return paper
+    return _read_paper(gray, cfg, dark_ink, pool=False)
+
+
+def _read_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None, pool: bool) -> Paper:
     """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
 
     The one assumption about framing: **the paper owns the frame**. With any margin the frame
@@ -195,8 +237,8 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     out (``levelled``); ``flatten_illumination`` then keeps the shadow out of the lid's width.
     """
     c = _coarse(gray)
-    unlit, slope = _unlit(c, cfg)
-    shaded = has_shadow(unlit, cfg)
+    plain, lighting = _unlit(c, cfg, pool=False)
+    shaded = has_shadow(plain, cfg)
     ring = frame_mask(c.shape, cfg.frame_frac).reshape(-1)
     basis = _plane_basis(*c.shape)
     z = c.reshape(-1).astype(np.float64)
@@ -222,25 +264,29 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         # half the image's range: the frame is two surfaces, not one paper — a bold 0 cropped
         # tight under side light, whose frame a plane cannot follow; a coarse 8×8 frame). It
         # cannot tell paper from ink; the shapes of the two classes do (``_ink_is_dark``). The
-        # paper's level is the frame's top decile on its side, and its slope the light's, fitted
-        # with the two classes (the frame alone cannot show it). Under a hard shadow the two classes
-        # are the light and the shade: the shapes are read with the shadow levelled out.
+        # paper's level is the frame's top decile on its side, and its slope and pool the light's,
+        # fitted with the two classes (the frame alone cannot show them). Under a hard shadow the
+        # two classes are the light and the shade: the shapes are read with the shadow levelled out.
+        unlit = plain
+        if pool:  # a pool of light, fitted only here: the frame cannot show it
+            unlit, lighting = _unlit(c, cfg, pool=True)
         if dark_ink is None:
-            dark_ink = _ink_is_dark(levelled(unlit, cfg) if shaded else unlit, cfg)
+            shapes, frame = (levelled(u, cfg) if shaded else u for u in (unlit, plain))
+            dark_ink = _ink_is_dark(shapes, cfg, frame if pool else None)
         zf = unlit.astype(np.float64)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
         paper_px = zr[(zr >= otsu(zf)) == dark_ink]
         spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
-        return Paper(np.array([side, slope[1], slope[2]]), max(spread, cfg.min_grain), dark_ink, shaded, mixed)
+        return Paper(np.array([side, *lighting[1:]]), max(spread, cfg.min_grain), dark_ink, shaded, mixed)
     # Count only clear departures: beyond the grain, and beyond a third of the strongest one
     # (a paper's texture, whose grain a JPEG's flat blocks hide, is not ink).
     t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
     dark = float(np.clip(-r - t, 0, None).sum())
     light = float(np.clip(r - t, 0, None).sum())
     # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
-    dark_ink = dark > light if dark != light else _ink_is_dark(unlit, cfg)
-    return Paper(coef, scale, dark_ink, shaded)
+    dark_ink = dark > light if dark != light else _ink_is_dark(plain, cfg)
+    return Paper(np.append(coef, 0.0), scale, dark_ink, shaded)
 
 
 #: Within half an 8-bit level of black or white: the sensor's limit, where light was clipped.
