@@ -133,7 +133,7 @@ def _light_under_two_classes(c: np.ndarray, pool: bool, iters: int = 4) -> np.nd
         r = z - basis @ light
         dark = (r < otsu(r)).astype(np.float64)
         sol = np.linalg.lstsq(np.column_stack([basis, dark]), z, rcond=None)[0]
-        if pool and sol[3] > 0:
+        if pool and sol[3] > 0:  # brighter towards the corners: no pool of light
             sol = np.linalg.lstsq(np.column_stack([basis[:, :3], dark]), z, rcond=None)[0]
             sol = np.array([*sol[:3], 0.0])
         light = np.array([0.0, *sol[1 : basis.shape[1]]])
