@@ -198,21 +198,6 @@ def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None 
 
 
 def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = None) -> Paper:
-    """The paper under the ink (``_read_paper``), read first with a pool of light allowed where the
-    frame is mixed, as a flash or a lamp close by gives: brighter in the middle, its corners as
-    dark as a pen in a tight crop, so that the classes' shapes took the paper for ink. The pool
-    is kept only when that reading is dark ink: under light ink (chalk, a negative) a stroke
-    across the middle brightens it just as a pool would, and would be lifted off as light. A
-    light-ink reading is taken again with a plane alone, as before the pool (version 31).
-    """
-    if dark_ink is not False:
-        paper = _read_paper(gray, cfg, dark_ink, pool=True)
-        if paper.dark_ink or not paper.ambiguous:  # an unmixed frame's reading has no pool
-            return paper
-    return _read_paper(gray, cfg, dark_ink, pool=False)
-
-
-def _read_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None, pool: bool) -> Paper:
     """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
 
     The one assumption about framing: **the paper owns the frame**. With any margin the frame
@@ -267,12 +252,23 @@ def _read_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None, 
         # paper's level is the frame's top decile on its side, and its slope and pool the light's,
         # fitted with the two classes (the frame alone cannot show them). Under a hard shadow the
         # two classes are the light and the shade: the shapes are read with the shadow levelled out.
+        #
+        # The light may also hold a pool, brighter in the middle (a flash, a lamp close by), whose
+        # corners in a tight crop are as dark as the pen, so that the shapes took the paper for ink.
+        # The pool is kept only for a dark-ink reading: under light ink (chalk, a negative) a stroke
+        # across the middle brightens it just as a pool would, so a light-ink reading is taken with
+        # the plane alone (version 31's). A tie in that reading is read on the plane-only image:
+        # the pool relights the corners, the very pixels the tie counts.
+        def shapes(u: np.ndarray) -> np.ndarray:
+            return levelled(u, cfg) if shaded else u
+
         unlit = plain
-        if pool:  # a pool of light, fitted only here: the frame cannot show it
-            unlit, lighting = _unlit(c, cfg, pool=True)
+        if dark_ink is not False:
+            pooled, pooled_light = _unlit(c, cfg, pool=True)
+            if dark_ink or _ink_is_dark(shapes(pooled), cfg, shapes(plain)):
+                unlit, lighting, dark_ink = pooled, pooled_light, True
         if dark_ink is None:
-            shapes, frame = (levelled(u, cfg) if shaded else u for u in (unlit, plain))
-            dark_ink = _ink_is_dark(shapes, cfg, frame if pool else None)
+            dark_ink = _ink_is_dark(shapes(plain), cfg)
         zf = unlit.astype(np.float64)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
