@@ -69,6 +69,7 @@ class PreprocessConfig:
     min_digit_frac: float = 0.04  # a digit's longest side is at least this × shorter image side
     max_loops: int = 3  # a digit has at most two loops (8); a tangle with more is noise or texture
     min_digit_ink_share: float = 0.35  # the chosen digit holds at least this share of all ink
+    stroke_gap: float = 2.0  # pieces this × the stroke's width apart are one stroke, broken by the pen (0: off)
     group_margin: float = 0.35  # pieces within this × digit size of the main stroke belong to it
     neighbour_gap: float = 0.1  # marks cut by the left/right border this × the digit's height clear of it: the next digit (0: never)
     ring_inside: float = 0.1  # marks inside a ring with this × its ink are a circled digit, read alone (0: never)

@@ -336,7 +336,8 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     """Boolean mask of the digit: the main component plus the pieces that belong to it.
 
     Specks (dust, paper grain) are dropped by size. Among the rest the one with the most ink,
-    mildly favouring the centre, is the digit. Components hugging the frame (page edges, a
+    mildly favouring the centre, is the digit, or a stroke broken by the pen into pieces
+    (``_broken_stroke``). Components hugging the frame (page edges, a
     table, shadows) are heavily down-weighted, but only when something else does not touch
     the frame: in a tight crop every stroke touches it, and nothing is a page edge. Nearby
     pieces join the digit (a 5's flag, a stroke broken by a ruled line), except the pieces of
@@ -358,15 +359,17 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
         d = np.hypot(c["com"][0] - h / 2, c["com"][1] - w / 2) / diag
         c["edge"] = framed and _edge_like(c, (h, w))
         c["score"] = c["mass"] * np.exp(-((d / 0.5) ** 2)) * (cfg.edge_penalty if c["edge"] else 1.0)
-    main = max(comps, key=lambda c: c["score"])
+    members = _broken_stroke(comps, lab, mask, cfg)
+    main = _as_one(members)
     ys, xs = main["slc"]
     size = max(ys.stop - ys.start, xs.stop - xs.start)
     m = cfg.group_margin * size
     y0, y1, x0, x1 = ys.start - m, ys.stop + m, xs.start - m, xs.stop + m
-    group = [main]
+    group = list(members)
+    taken = {c["label"] for c in members}
     for c in comps:
         cy, cx = c["slc"]
-        if c is main or c["edge"] or c["mass"] < 0.02 * main["mass"]:
+        if c["label"] in taken or c["edge"] or c["mass"] < 0.02 * main["mass"]:
             continue
         if cy.start < y1 and cy.stop > y0 and cx.start < x1 and cx.stop > x0:
             group.append(c)
@@ -395,6 +398,48 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
             marks=True,
         )
     return digit
+
+
+def _broken_stroke(comps: list[dict], lab: np.ndarray, mask: np.ndarray, cfg: PreprocessConfig) -> list[dict]:
+    """The main mark: the largest piece (by score), or the pieces of one stroke broken by the pen
+    (pencil on the paper's tooth, a dry marker) where together they score higher: pieces each
+    within ``stroke_gap`` × the stroke's width of the next (pipeline version 33).
+
+    Without it a digit in pencil was read as its largest piece and those near it (a 3's lower
+    curve, half a 0): the group around the main mark reaches a share of *its* size, and one
+    piece of a broken stroke is small. A whole digit's pieces (a 5's flag) are in its group
+    either way, and the next digits in a row are not chained: cut by the crop's left or right
+    edge, they are ``_row_neighbours``'s to judge, and may stand as close as a stroke is broken.
+    """
+    best = max(comps, key=lambda c: c["score"])
+    if not cfg.stroke_gap:
+        return [best]
+    reach = cfg.stroke_gap * stroke_width(mask) / 2  # each piece reaches half the gap
+    win = box_around(mask, int(np.ceil(reach)) + 1)  # the same chains, for the ink's box alone
+    near, _ = ndi.label(ndi.distance_transform_edt(~mask[win]) <= reach, structure=np.ones((3, 3)))
+    chains: dict[int, list[dict]] = {}
+    w = mask.shape[1]
+    for c in comps:
+        ys, xs = c["slc"]
+        if c["edge"] or xs.start == 0 or xs.stop == w or c["mass"] < 0.02 * best["mass"]:
+            continue  # as the group leaves out what is this much lighter than the main mark
+        at = np.unravel_index(np.argmax(lab[ys, xs] == c["label"]), (ys.stop - ys.start, xs.stop - xs.start))
+        chain = int(near[ys.start + at[0] - win[0].start, xs.start + at[1] - win[1].start])
+        chains.setdefault(chain, []).append(c)
+    chain = max(chains.values(), key=lambda ch: sum(c["score"] for c in ch), default=[best])
+    # Itself a credible digit, as every digit must be (``min_digit_ink_share`` of the ink): on a
+    # page of grain or texture, chains of specks lie everywhere and none holds that much.
+    ink = sum(c["mass"] for c in comps if not c["edge"])
+    if sum(c["mass"] for c in chain) < cfg.min_digit_ink_share * ink:
+        return [best]
+    return chain if sum(c["score"] for c in chain) > best["score"] else [best]
+
+
+def _as_one(pieces: list[dict]) -> dict:
+    """Pieces as one mark: their ink summed, their boxes joined."""
+    ys = slice(min(c["slc"][0].start for c in pieces), max(c["slc"][0].stop for c in pieces))
+    xs = slice(min(c["slc"][1].start for c in pieces), max(c["slc"][1].stop for c in pieces))
+    return {"mass": sum(c["mass"] for c in pieces), "slc": (ys, xs)}
 
 
 def count_loops(mask: np.ndarray, min_area: float) -> int:
