@@ -100,6 +100,11 @@ def test_each_framing_renders_what_it_names():
     assert 60 <= max(blurred.shape) <= 410 and abs(blurred.shape[0] / blurred.shape[1] - h / w) < 0.15
     paper = np.percentile(blurred, 90)
     assert 0.35 * paper < np.percentile(blurred, 1) < 0.95 * paper  # the pen 18–45 % darker, under darker corners
+    pencil = out["pencil"].astype(float)  # enlarged, with a margin, 40–80 levels darker in grains
+    paper = np.median(pencil)
+    assert 80 <= pencil.shape[0] <= 2 * 300 and 30 < paper - pencil.min() < 100
+    grains = pencil < paper - 20
+    assert grains.sum() < 0.9 * ndi.binary_closing(grains, np.ones((5, 5))).sum()  # paper between the grains
 
 
 

@@ -45,13 +45,16 @@ user's file. Each variant changes one thing about how the digit is framed or sto
                     enlarged to 60–400 px, defocused by a disk 1–5 % of the side across, paper at
                     70–230 darker towards the corners by 0–35 %, the pen 18–45 % darker, noise
                     σ 2–5, JPEG at quality 35–85
+``pencil``          written in pencil: graphite only on the paper's tooth (grains of 0.7–1.6 px,
+                    40–80 % covered under the stroke), half of them redrawn with a fine pen,
+                    80–300 px tall with 10–40 % margin, 40–80 levels darker than the paper, JPEG
 ==================  ==========================================================================
 
 The ``styled`` source is a check only: MNIST's *test* 1s, 7s and 9s in the continental styles
 ``data/styles.py`` draws (flag and foot, crossbar, straight stem), as ``tight0``, ``px16``,
 ``uneven_photo`` and ``smooth_bin16``: does a style MNIST lacks survive the framing?
 
-The last seventeen are checks added later, several changes at once (on the photos they found
+The last eighteen are checks added later, several changes at once (on the photos they found
 broken digits in tight crops losing their body to a detached piece, and rules joining the
 digit in crops of squared paper; the broken MNIST digits and the registered squared-paper
 and side-lit sets were only scored; the bold pens and the form boxes were added after scratch
@@ -67,7 +70,8 @@ from MNIST training digits, so from then on it is no longer held out; the low li
 scratch probes of MNIST and USPS test digits under heavy noise read 32–49 %, fixed in part at
 version 28 on those probes, the check drawn with a held-out probe's renderer; the phone crop
 after a scratch probe of 300 digits per source, only scored; the defocused crop from the held-out
-probe that turned down a paper-lid change, only scored):
+probe that turned down a paper-lid change, only scored; the pencil from the scratch probe that
+version 33 was developed on, after it, only scored):
 ``check_<source>_<variant>``
 (``CHECKS``), kept out of the framing table and of the choice of the default model.
 
@@ -102,7 +106,7 @@ FRAMING_VERSION = 1
 VARIANTS = ("native", "tight0", "tight2", "margin", "px16", "px28", "px64", "grey_lowc", "dark_lowc", "jpeg",
             "stretch_bin16", "dark_jpeg32", "uneven_tight0", "broken1", "squared",
             "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared", "smooth_bin16", "desk",
-            "lowlight", "phone_tight", "defocus")  # append only: the index seeds the files
+            "lowlight", "phone_tight", "defocus", "pencil")  # append only: the index seeds the files
 SOURCES = {  # source -> (variants rendered for it, what it is)
     "photos": (VARIANTS[1:11], "the study's 29 photos"),
     "usps": (("native", "tight0", "margin", "px64", "grey_lowc", "dark_lowc", "jpeg", "stretch_bin16"), "USPS test"),
@@ -113,11 +117,11 @@ SOURCES = {  # source -> (variants rendered for it, what it is)
 CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared", "boxed", "row", "shadow", "circled", "thin_squared", "desk",
                      "lowlight"),
           "usps": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
-                   "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus"),
+                   "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus", "pencil"),
           "uci": ("squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
-                   "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus"),
+                   "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus", "pencil"),
           "mnist": ("broken1", "squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
-                    "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus"),
+                    "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus", "pencil"),
           "styled": ("tight0", "px16", "uneven_photo", "smooth_bin16")}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000, "styled": 2940}
 MNIST_CONTROL = 2000

@@ -329,6 +329,26 @@ def _defocused_crop(g: np.ndarray, box, rng) -> np.ndarray:
     return _through_jpeg(level, int(rng.integers(35, 86)))
 
 
+def _in_pencil(g: np.ndarray, box, rng) -> np.ndarray:
+    """Written in pencil, photographed: graphite catches only on the paper's tooth, so strokes
+    break into grains and dashes. The digit at its own pen or (half of them) redrawn fine
+    (``_in_thin_pen``), 80–300 px tall, 10–40 % of its height as margin on each side; the tooth
+    a grain of 0.7–1.6 px, of which the graphite covers 40–80 % under the stroke's core and less
+    towards its edges; 40–80 levels darker than the paper (150–240), a little out of focus,
+    noise σ 0.5–2 levels, JPEG at quality 75–95 (stored decoded, as a PNG)."""
+    if rng.random() < 0.5:
+        g, box = _in_thin_pen(g, box, rng)
+    c = crop(g, box, 0)
+    t = _ink_share(_enlarged(c, rng.uniform(80, 300) / c.shape[0]))
+    h = t.shape[0]
+    t = np.pad(t, [(int(rng.uniform(0.1, 0.4) * h), int(rng.uniform(0.1, 0.4) * h)) for _ in range(2)])
+    tooth = ndi.gaussian_filter(rng.standard_normal(t.shape), rng.uniform(0.7, 1.6))
+    rank = np.argsort(np.argsort(tooth, axis=None)).reshape(t.shape) / tooth.size  # uniform 0..1
+    graphite = (t > 0.02) / (1 + np.exp((1 - rng.uniform(0.4, 0.8) * t - rank) / 0.05))
+    level = ndi.gaussian_filter(rng.uniform(150, 240) - graphite * rng.uniform(40, 80), rng.uniform(0.3, 0.8))
+    return _through_jpeg(level + rng.normal(0, rng.uniform(0.5, 2), t.shape), int(rng.integers(75, 96)))
+
+
 def _through_jpeg(level: np.ndarray, quality: int) -> np.ndarray:
     """Grey levels saved as a phone saves them (8-bit, JPEG at ``quality``) and decoded again."""
     buf = io.BytesIO()
@@ -393,6 +413,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _phone_crop(g, box, rng), "PNG"
     if variant == "defocus":
         return _defocused_crop(g, box, rng), "PNG"
+    if variant == "pencil":
+        return _in_pencil(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
