@@ -526,16 +526,14 @@ def test_bold_usps_ones_cropped_tight_under_side_light_are_read():
     # the stroke's contrast along the frame as the paper's "grain", and nothing stands out from
     # it (version 13: 14 of these 16 gave "no digit"). Read again in the same polarity with the
     # paper from the image's two classes, each is one solid bar.
-    from mnist_gen.evalsets.framing import VARIANTS
-    from mnist_gen.evalsets.renders import render
+    from mnist_gen.evalsets.framing import render_file
     from mnist_gen.evalsets.scans import default_usps_path, read_usps
 
     ink, labels = read_usps(default_usps_path())
     for i in (158, 359, 385, 583, 785, 1188, 1229, 1861):
         g = np.round(255 * (1 - np.clip(ink[i], 0, 1))).astype(np.uint8)
         ys, xs = np.nonzero(g < 128)
-        rng = np.random.default_rng([i, VARIANTS.index("uneven_photo")])  # as the check set renders it
-        img, _ = render(g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "uneven_photo", rng)
+        img, _ = render_file(i, g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "uneven_photo", False, [])
         assert labels[i] == 1
         for im in (img, 255 - img):
             res = to_mnist(im)

@@ -94,14 +94,12 @@ def test_no_sheet_in_a_small_side_lit_crop(mnist):
     """Version 26: with the light's tilt taken out, the lit inside of a 6's loop in a 62 px
     side-lit crop passed for a sheet (``check_mnist_uneven_photo``, MNIST test digit 732: the one
     file of the census that it fired on); below ``MIN_SIDE`` px there is no room for a desk."""
-    from mnist_gen.evalsets.framing import VARIANTS
-    from mnist_gen.evalsets.renders import render
+    from mnist_gen.evalsets.framing import render_file
 
     a = mnist["x_test"][732] / 255.0
     ys, xs = np.nonzero(a > 0.05)
     g = np.round(255 * (1 - a)).astype(np.uint8)
-    img, _ = render(g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "uneven_photo",
-                    np.random.default_rng([732, VARIANTS.index("uneven_photo")]))
+    img, _ = render_file(732, g, (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1), "uneven_photo", False, [])
     photo = img.astype(np.float32) / 255
     assert photo.shape == (62, 62)
     assert sheet_on_desk(photo, CFG) is None
@@ -146,16 +144,15 @@ def test_a_digit_against_the_edge_of_a_note_on_a_grained_desk_is_found(mnist, mo
     (3 × its σ), not only darker than a third of the ink's contrast: a wooden desk's streaks are
     that dark beside a stroke as anywhere. Four of ``check_mnist_desk``'s photos (MNIST test
     digits, drawn as that check draws them) that version 26's test took for a shadow's edge."""
-    from mnist_gen.evalsets.framing import VARIANTS
-    from mnist_gen.evalsets.renders import render
+    from mnist_gen.evalsets.framing import render_file
     from mnist_gen.preprocess import sheet
 
     photos, own = [], []
     for i in (395, 886, 1413, 1799):
         a = mnist["x_test"][i] / 255.0
         ys, xs = np.nonzero(a > 0.05)
-        img, _ = render(np.round(255 * (1 - a)).astype(np.uint8), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1),
-                        "desk", np.random.default_rng([i, VARIANTS.index("desk")]))
+        img, _ = render_file(i, np.round(255 * (1 - a)).astype(np.uint8), (ys.min(), xs.min(), ys.max() + 1, xs.max() + 1),
+                             "desk", False, [])
         photos.append(img.astype(np.float32) / 255)
         own.append(to_mnist(a).digit)
     for photo, digit in zip(photos, own, strict=True):

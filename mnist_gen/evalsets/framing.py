@@ -168,6 +168,12 @@ def _array_items(source: str, data_dir):
         yield f"{source}_{i if index is None else index[i]:05d}", int(y), g, box
 
 
+def source_items(source: str, data_dir=None):
+    """(id, label, grey uint8, box) for every digit of a source, one at a time (the photos are
+    megapixels each)."""
+    return photo_items() if source == "photos" else _array_items(source, data_dir)
+
+
 def _styled(images: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(ink in [0, 1], labels, their indices) of every MNIST test 1, 7 and 9 that ``style_digits``
     can style, styled: the continental styles MNIST's writers lacked, framed as files frame them."""
@@ -183,17 +189,40 @@ def variant_dir(source: str, variant: str, inverted: bool, data_dir=None) -> Pat
     return root / "framing" / f"v{FRAMING_VERSION}" / source / (variant + ("_inv" if inverted else ""))
 
 
+def row_neighbours(items) -> list:
+    """A row's neighbours are other digits of the source: their ink crops only, gathered first."""
+    return [(crop(g, box, 0), (0, 0, box[2] - box[0], box[3] - box[1])) for *_, g, box in items]
+
+
+def render_file(i: int, g: np.ndarray, box, variant: str, inverted: bool, digits: list) -> tuple[np.ndarray, int | None]:
+    """The ``i``-th item of a source as ``variant`` renders it: (grey uint8 image, JPEG quality
+    or None for a PNG). Seeded by ``i`` and the variant, so it is the same file every time; only
+    a row draws its neighbours from ``digits`` (any other variant ignores them, so its seeding holds)."""
+    rng = np.random.default_rng([i, VARIANTS.index(variant)])
+    row = digits and variant == "row"
+    others = [digits[(i + int(k)) % len(digits)] for k in rng.integers(1, len(digits), 2)] if row else None
+    img, fmt = render(g, box, variant, rng, others)
+    return (255 - img if inverted else img), (int(rng.integers(10, 31)) if fmt == "JPEG" else None)
+
+
+def write_rendered(folder: Path, item_id: str, rendered: tuple[np.ndarray, int | None]) -> Path:
+    """Write ``render_file``'s image into ``folder`` as the sets store it; returns its path."""
+    img, quality = rendered
+    stem = Path(item_id.replace("/", "_")).stem
+    path = folder / (f"{stem}.jpg" if quality is not None else f"{stem}.png")
+    if quality is not None:
+        Image.fromarray(img).save(path, quality=quality)
+    else:
+        Image.fromarray(img).save(path)
+    return path
+
+
 def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> Path:
     """Render one framing of one source as files (once; a complete folder is reused)."""
     out = variant_dir(source, variant, inverted, data_dir)
     if out.is_dir():
         return out
-    def items():  # one at a time: the photos are megapixels each
-        return photo_items() if source == "photos" else _array_items(source, data_dir)
-
-    # A row's neighbours are other digits of the source: their ink crops only, gathered first.
-    digits = [(crop(g, box, 0), (0, 0, box[2] - box[0], box[3] - box[1])) for *_, g, box in items()] \
-        if variant == "row" else []
+    digits = row_neighbours(source_items(source, data_dir)) if variant == "row" else []
     # A folder of this process's own: two processes rendering the same variant at once (a test
     # run on two workers, two evaluate.py) must not write into, or rename, each other's half.
     tmp = out.with_name(f"{out.name}.partial.{os.getpid()}")
@@ -203,19 +232,10 @@ def build_variant(source: str, variant: str, inverted: bool, data_dir=None) -> P
             # no pid: a half left by a version that rendered into one shared folder (before 2026-12)
             shutil.rmtree(half, ignore_errors=True)
     log.info("rendering %s/%s%s as image files into %s", source, variant, "_inv" if inverted else "", out)
-    for i, (item_id, label, g, box) in enumerate(items()):
-        rng = np.random.default_rng([i, VARIANTS.index(variant)])  # the same file every time
-        others = [digits[(i + int(k)) % len(digits)] for k in rng.integers(1, len(digits), 2)] if digits else None
-        img, fmt = render(g, box, variant, rng, others)
-        if inverted:
-            img = 255 - img
+    for i, (item_id, label, g, box) in enumerate(source_items(source, data_dir)):
         folder = tmp / str(label)
         folder.mkdir(parents=True, exist_ok=True)
-        stem = Path(item_id.replace("/", "_")).stem
-        if fmt == "JPEG":
-            Image.fromarray(img).save(folder / f"{stem}.jpg", quality=int(rng.integers(10, 31)))
-        else:
-            Image.fromarray(img).save(folder / f"{stem}.png")
+        write_rendered(folder, item_id, render_file(i, g, box, variant, inverted, digits))
     try:
         tmp.rename(out)  # a half-rendered folder is never mistaken for a complete one
     except OSError:
