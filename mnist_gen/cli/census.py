@@ -139,7 +139,7 @@ def census(argv: list[str] | None = None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = out / "files" if args.keep_files else Path(tmp)
-        # feedback: the whole census takes minutes (≈ 12 on 2 cores at --every 20)
+        # feedback: the whole census takes minutes (8–12 on 2 cores at --every 20)
         print(f"rendering 1 in {args.every} digits of every framing and check ...", flush=True)
         files = write_files(args.every, folder, args.sources)
         print(f"reading {len(files)} files through the pipeline with {args.model} ...", flush=True)
