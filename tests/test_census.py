@@ -64,3 +64,13 @@ def test_an_against_file_that_is_not_a_census_is_one_sentence(tmp_path, capsys):
     (tmp_path / "x.json").write_text('{"rows": []}')
     assert census.main(["--against", str(tmp_path / "x.json")]) == 2
     assert "is not a census.json" in capsys.readouterr().err
+
+
+def test_a_source_whose_data_is_not_here_is_left_out_with_one_sentence(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MNIST_GEN_SHARED", str(tmp_path / "no_shared_data"))
+    assert "USPS test file" in census.unreadable("usps") and "no_shared_data" in census.unreadable("photos")
+    assert census.unreadable("uci") is None  # bundled with scikit-learn
+    assert census.main(["--sources", "usps", "photos"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[0] for line in err] == ["census", "census", "error"]
+    assert err[-1].startswith("error: None of the census's sources can be read here")

@@ -52,6 +52,20 @@ def sample_sets(every: int, sources=None, data_dir=None) -> Iterator[tuple[str, 
                 yield name + ("_inv" if inverted else ""), i, label, item_id, img, quality
 
 
+def unreadable(source: str, data_dir=None) -> str | None:
+    """Why a source's data cannot be read here (missing USPS file, no photos), or None: a
+    source that is not here is left out with one sentence, and the census reads the rest."""
+    from mnist_gen.evalsets.framing import source_items
+
+    try:
+        next(iter(source_items(source, data_dir)), None)
+    except UserError as e:
+        return str(e)
+    except OSError as e:
+        return f"cannot read {e.filename or 'its data'} ({e.strerror or e})."
+    return None
+
+
 def write_files(every: int, folder: Path, sources=None, data_dir=None) -> list[tuple[str, int, Path]]:
     """Render the census's files into ``folder``: [(key "set/file", label, path)], the study's photos first."""
     from mnist_gen.evalsets.framing import write_rendered
@@ -135,19 +149,29 @@ def census(argv: list[str] | None = None) -> dict:
         raise UserError(f"--every must be 1 or more, not {args.every}.")
     before = read_census(args.against) if args.against else None  # a bad file is said before the work
     settings = parse_settings(args.preprocess)
+    sources, left_out = [], {}
+    for source in args.sources or list(SOURCES):
+        why = unreadable(source)
+        if why is None:
+            sources.append(source)
+        else:
+            left_out[source] = why
+            print(f"census: leaving out {source}: {why}", file=sys.stderr)
+    if not sources:
+        raise UserError("None of the census's sources can be read here: " + " ".join(left_out.values()))
     out = paths.PROJECT_ROOT / "outputs" / "census" / time.strftime("%Y-%m-%d_%H-%M-%S")
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         folder = out / "files" if args.keep_files else Path(tmp)
         # feedback: the whole census takes minutes (8–12 on 2 cores at --every 20)
         print(f"rendering 1 in {args.every} digits of every framing and check ...", flush=True)
-        files = write_files(args.every, folder, args.sources)
+        files = write_files(args.every, folder, sources)
         print(f"reading {len(files)} files through the pipeline with {args.model} ...", flush=True)
         answers = read_files(files, args.model, settings)
     from mnist_gen.preprocess import PIPELINE_VERSION
 
     result = {"pipeline_version": PIPELINE_VERSION, "model": args.model, "every": args.every,
-              "sources": args.sources or list(SOURCES), "preprocess": settings,
+              "sources": sources, "left_out": left_out, "preprocess": settings,
               "right": sum(a == y for y, a in answers.values()), "files": len(answers), "answers": answers}
     print(f"census: {result['right']} of {result['files']} files read right (pipeline version {PIPELINE_VERSION})")
     if before is not None:
