@@ -105,6 +105,11 @@ def test_each_framing_renders_what_it_names():
     assert 80 <= pencil.shape[0] <= 2 * 300 and 30 < paper - pencil.min() < 100
     grains = pencil < paper - 20
     assert grains.sum() < 0.9 * ndi.binary_closing(grains, np.ones((5, 5))).sum()  # paper between the grains
+    lamp = out["lamp"].astype(float)  # enlarged, with a margin, lit from one point above the page
+    assert 70 <= lamp.shape[0] <= 2.2 * 600
+    light = ndi.median_filter(lamp, size=max(3, lamp.shape[0] // 10))  # the paper's light, strokes removed
+    corners = [light[0, 0], light[0, -1], light[-1, 0], light[-1, -1]]
+    assert 100 * 0.06 * 0.9 < min(corners) < 0.85 * light.max() <= 240  # a far corner in the lamp's fall-off
 
 
 

@@ -349,6 +349,31 @@ def _in_pencil(g: np.ndarray, box, rng) -> np.ndarray:
     return _through_jpeg(level + rng.normal(0, rng.uniform(0.5, 2), t.shape), int(rng.integers(75, 96)))
 
 
+def _under_a_lamp(g: np.ndarray, box, rng) -> np.ndarray:
+    """Photographed under a desk lamp close to the page: the digit at its own pen or (40 %)
+    redrawn fine, 70–600 px tall with 5–60 % of its height as margin on each side; the lamp
+    0.6–1.6 × the image's side above a point anywhere in its middle 60 %, its light falling off
+    as cos⁴ of the angle (the inverse square and the slant), so that the far corner gets 6–78 %
+    (median 42 %) of the light under the lamp; paper at 100–235 there, the pen 15–40 % darker,
+    a little out of focus, noise σ 1–4, JPEG at quality 50–90 (stored decoded, as a PNG).
+    Written as a held-out probe, scored on pipeline version 33 before any change (README,
+    "Under a desk lamp")."""
+    if rng.random() < 0.4:
+        g, box = _in_thin_pen(g, box, rng)
+    c = crop(g, box, 0)
+    t = _ink_share(_enlarged(c, rng.uniform(70, 600) / c.shape[0]))
+    h = t.shape[0]
+    t = np.pad(t, [(int(rng.uniform(0.05, 0.6) * h), int(rng.uniform(0.05, 0.6) * h)) for _ in range(2)])
+    h, w = t.shape
+    cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
+    d2 = (rng.uniform(0.6, 1.6) * max(h, w)) ** 2
+    yy, xx = np.mgrid[0:h, 0:w]
+    light = (d2 / (d2 + (yy - cy) ** 2 + (xx - cx) ** 2)) ** 2  # cos⁴ of the angle to the lamp
+    level = rng.uniform(100, 235) * light * (1 - t * rng.uniform(0.15, 0.4))
+    level = ndi.gaussian_filter(level, rng.uniform(0.3, 1.2)) + rng.normal(0, rng.uniform(1, 4), t.shape)
+    return _through_jpeg(level, int(rng.integers(50, 91)))
+
+
 def _through_jpeg(level: np.ndarray, quality: int) -> np.ndarray:
     """Grey levels saved as a phone saves them (8-bit, JPEG at ``quality``) and decoded again."""
     buf = io.BytesIO()
@@ -415,6 +440,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _defocused_crop(g, box, rng), "PNG"
     if variant == "pencil":
         return _in_pencil(g, box, rng), "PNG"
+    if variant == "lamp":
+        return _under_a_lamp(g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
