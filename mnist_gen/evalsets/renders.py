@@ -329,6 +329,17 @@ def _defocused_crop(g: np.ndarray, box, rng) -> np.ndarray:
     return _through_jpeg(level, int(rng.integers(35, 86)))
 
 
+def _written_on_a_page(g: np.ndarray, box, rng, fine: float, tall: tuple, margin: tuple) -> np.ndarray:
+    """The digit's ink share, at its own pen or (a share ``fine`` of them) redrawn fine, enlarged
+    to ``tall`` px and given a margin of ``margin`` × its height on each side."""
+    if rng.random() < fine:
+        g, box = _in_thin_pen(g, box, rng)
+    c = crop(g, box, 0)
+    t = _ink_share(_enlarged(c, rng.uniform(*tall) / c.shape[0]))
+    h = t.shape[0]
+    return np.pad(t, [(int(rng.uniform(*margin) * h), int(rng.uniform(*margin) * h)) for _ in range(2)])
+
+
 def _in_pencil(g: np.ndarray, box, rng) -> np.ndarray:
     """Written in pencil, photographed: graphite catches only on the paper's tooth, so strokes
     break into grains and dashes. The digit at its own pen or (half of them) redrawn fine
@@ -336,12 +347,7 @@ def _in_pencil(g: np.ndarray, box, rng) -> np.ndarray:
     a grain of 0.7–1.6 px, of which the graphite covers 40–80 % under the stroke's core and less
     towards its edges; 40–80 levels darker than the paper (150–240), a little out of focus,
     noise σ 0.5–2 levels, JPEG at quality 75–95 (stored decoded, as a PNG)."""
-    if rng.random() < 0.5:
-        g, box = _in_thin_pen(g, box, rng)
-    c = crop(g, box, 0)
-    t = _ink_share(_enlarged(c, rng.uniform(80, 300) / c.shape[0]))
-    h = t.shape[0]
-    t = np.pad(t, [(int(rng.uniform(0.1, 0.4) * h), int(rng.uniform(0.1, 0.4) * h)) for _ in range(2)])
+    t = _written_on_a_page(g, box, rng, fine=0.5, tall=(80, 300), margin=(0.1, 0.4))
     tooth = ndi.gaussian_filter(rng.standard_normal(t.shape), rng.uniform(0.7, 1.6))
     rank = np.argsort(np.argsort(tooth, axis=None)).reshape(t.shape) / tooth.size  # uniform 0..1
     graphite = (t > 0.02) / (1 + np.exp((1 - rng.uniform(0.4, 0.8) * t - rank) / 0.05))
@@ -358,12 +364,7 @@ def _under_a_lamp(g: np.ndarray, box, rng) -> np.ndarray:
     a little out of focus, noise σ 1–4, JPEG at quality 50–90 (stored decoded, as a PNG).
     Written as a held-out probe, scored on pipeline version 33 before any change (README,
     "Under a desk lamp")."""
-    if rng.random() < 0.4:
-        g, box = _in_thin_pen(g, box, rng)
-    c = crop(g, box, 0)
-    t = _ink_share(_enlarged(c, rng.uniform(70, 600) / c.shape[0]))
-    h = t.shape[0]
-    t = np.pad(t, [(int(rng.uniform(0.05, 0.6) * h), int(rng.uniform(0.05, 0.6) * h)) for _ in range(2)])
+    t = _written_on_a_page(g, box, rng, fine=0.4, tall=(70, 600), margin=(0.05, 0.6))
     h, w = t.shape
     cy, cx = rng.uniform(0.2, 0.8) * h, rng.uniform(0.2, 0.8) * w
     d2 = (rng.uniform(0.6, 1.6) * max(h, w)) ** 2
