@@ -568,6 +568,35 @@ def test_a_dark_ring_cropped_tight_in_a_pool_of_light_reads_as_a_ring(width, dar
     assert not paper.dark_ink and paper.coef[3] == 0
 
 
+@pytest.mark.parametrize(("index", "inverted"), [(120, True), (320, False), (1560, True), (2000, False)])
+def test_under_a_desk_lamp_the_light_is_taken_out_by_scale_before_the_polarity_vote(index, inverted):
+    # The desk-lamp check (a faint pen under a lamp close to the page, its pool anywhere in the
+    # middle): the light across the image differs more than the strokes differ from the paper,
+    # so Otsu's classes were the lit middle and the dim rim, and the vote took the wrong one for
+    # the ink (version 33, ``light_frac=0``). Version 34 votes on the image less its running
+    # median over a quarter of its side first. These four USPS digits are polarity errors at 33.
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items("usps"))[index]
+    img = array_to_gray(render_file(index, g, box, "lamp", inverted, [])[0])
+    assert find_paper(img, as_config(None)).dark_ink is not inverted
+    assert find_paper(img, as_config({"light_frac": 0})).dark_ink is inverted
+
+
+@pytest.mark.parametrize(("index", "framing"), [(60, "defocus"), (1060, "phone_tight"), (580, "uneven_photo")])
+def test_bold_strokes_cut_away_with_the_light_leave_the_vote_to_the_image_as_it_is(index, framing):
+    # UCI's 8×8 digits enlarged have strokes as wide as half the median's window: taken out with
+    # the light, they leave two classes of edges and grain, equally thin, whose vote read these
+    # negatives as dark ink (the first version-34 build, ``light_out_paper=0``). The light-free
+    # image is trusted only where one class is still twice as wide as the other.
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items("uci"))[index]
+    img = array_to_gray(render_file(index, g, box, framing, True, [])[0])
+    assert not find_paper(img, as_config(None)).dark_ink
+    assert find_paper(img, as_config({"light_out_paper": 0})).dark_ink
+
+
 # ------------------------------------------------------------------ nothing to find
 
 

@@ -37,6 +37,8 @@ class PreprocessConfig:
     frame_frac: float = 0.06  # the frame the paper is fitted to: this × the image side from each edge
     max_frame_ink: float = 0.4  # more of the frame than this off the paper: it is mixed, topology decides
     min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
+    light_frac: float = 0.25  # the polarity vote first reads the image less its median over this × its side: light is wider than strokes (0: never)
+    light_out_paper: float = 2.0  # ... and trusts it only where one class comes out this × wider than the other (paper around strokes)
     lighting_frac: float = 0.3  # both tones hold areas this × the image side wide: a shadow's edge (0: never)
     shade_ink_beyond: float = 0.25  # ... or one tone's wide area is a shade the ink lies beyond, by this × its step (0: never)
     shade_frac: float = 0.2  # ... which need only hold a square this × the image's shorter side (0: version 22's third of the longest)

@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import PreprocessConfig
 from mnist_gen.preprocess.normalize import box_around, resize, stroke_width
+from mnist_gen.preprocess.polarity import frame_mask, ink_is_dark
 from mnist_gen.preprocess.shade import has_shadow, levelled, otsu, wide_part
 
 
@@ -60,14 +61,6 @@ class Paper:
         if pool:
             s = s + np.float32(pool) * _pool(*shape, np.float32)
         return s.astype(np.float32)
-
-
-def frame_mask(shape: tuple[int, int], frac: float) -> np.ndarray:
-    """The ring of pixels within ``frac`` of the image side from its edges (at least one pixel)."""
-    k = max(1, int(round(frac * max(shape))))
-    ring = np.zeros(shape, bool)
-    ring[:k], ring[-k:], ring[:, :k], ring[:, -k:] = True, True, True, True
-    return ring
 
 
 def _half_sample_mode(x: np.ndarray) -> float:
@@ -150,53 +143,6 @@ def _unlit(c: np.ndarray, cfg: PreprocessConfig, pool: bool) -> tuple[np.ndarray
     return c - fitted.reshape(c.shape).astype(c.dtype), light
 
 
-def _ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None = None) -> bool:
-    """Split the image in two at Otsu's threshold and tell which class is the ink, from what
-    makes handwriting handwriting rather than from any framing:
-
-    * **pieces** (counted twice): a digit is one stroke or a few pieces, while the paper it
-      cuts through falls apart into corners and holes (pieces smaller than ``speck_frac`` of
-      the class's largest are specks);
-    * **width**: a stroke is narrow, the paper between strokes wide (mean distance to the other
-      class; the classes run on beyond the frame);
-    * **evenness**: the paper is an even surface, the ink varies (pressure, anti-aliased edges;
-      an 8×8 block-count digit is exact zeros around ink of every level).
-
-    Pieces alone decide at photo resolution; at 8–16 px a stroke breaks into blocks and the
-    other two outvote them. A tie (a bold stroke as wide as the paper between) goes to the
-    module's one assumption: the class owning less of the frame is the ink. (A tie used to go
-    to dark ink: 1,500 MNIST test digits thickened, cropped tight and reduced to 16 px then read
-    98.2 % dark on light but 93.5 % inverted; with the frame deciding, 98.3 % and 98.2 %.)
-
-    ``c`` comes with light from one side already taken out (``_unlit``): split at one global
-    level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
-    ``frame``: the image whose frame breaks a tie, when it is not ``c`` (``c`` with a pool of
-    light taken out: the pool relights the corners, the very pixels that rule counts).
-    """
-    dark = c < otsu(c)
-
-    def pieces(m: np.ndarray) -> int:
-        lab, n = ndi.label(m, structure=np.ones((3, 3)))
-        sizes = np.bincount(lab.ravel(), minlength=n + 1)[1:]
-        return int((sizes >= cfg.speck_frac * sizes.max()).sum()) if n else 0
-
-    def width(m: np.ndarray) -> float:
-        d = ndi.distance_transform_edt(np.pad(m, 2, mode="edge"))[2:-2, 2:-2]
-        return float(d[m].mean()) if m.any() else 0.0
-
-    def spread(v: np.ndarray) -> float:
-        return float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
-
-    vote = 2 * np.sign(pieces(~dark) - pieces(dark))
-    vote += np.sign(width(~dark) - width(dark))
-    vote += np.sign(spread(c[dark]) - spread(c[~dark]))
-    if vote == 0:
-        if frame is not None:
-            dark = frame < otsu(frame)
-        return bool(dark[frame_mask(c.shape, cfg.frame_frac)].mean() <= 0.5)
-    return bool(vote > 0)
-
-
 def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = None) -> Paper:
     """Fit the paper as a smooth surface to the image's frame; the ink is what departs from it.
 
@@ -248,7 +194,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         # a bold digit), or its "grain" is so coarse that ink could hardly stand out from it (over
         # half the image's range: the frame is two surfaces, not one paper — a bold 0 cropped
         # tight under side light, whose frame a plane cannot follow; a coarse 8×8 frame). It
-        # cannot tell paper from ink; the shapes of the two classes do (``_ink_is_dark``). The
+        # cannot tell paper from ink; the shapes of the two classes do (``polarity.ink_is_dark``). The
         # paper's level is the frame's top decile on its side, and its slope and pool the light's,
         # fitted with the two classes (the frame alone cannot show them). Under a hard shadow the
         # two classes are the light and the shade: the shapes are read with the shadow levelled out.
@@ -265,10 +211,10 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         unlit = plain
         if dark_ink is not False:
             pooled, pooled_light = _unlit(c, cfg, pool=True)
-            if dark_ink or _ink_is_dark(shapes(pooled), cfg, shapes(plain)):
+            if dark_ink or ink_is_dark(shapes(pooled), cfg, shapes(plain)):
                 unlit, lighting, dark_ink = pooled, pooled_light, True
         if dark_ink is None:
-            dark_ink = _ink_is_dark(shapes(plain), cfg)
+            dark_ink = ink_is_dark(shapes(plain), cfg)
         zf = unlit.astype(np.float64)
         zr = zf.reshape(-1)[ring]
         side = np.percentile(zr, 90 if dark_ink else 10)
@@ -281,7 +227,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     dark = float(np.clip(-r - t, 0, None).sum())
     light = float(np.clip(r - t, 0, None).sum())
     # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
-    dark_ink = dark > light if dark != light else _ink_is_dark(plain, cfg)
+    dark_ink = dark > light if dark != light else ink_is_dark(plain, cfg)
     return Paper(np.append(coef, 0.0), scale, dark_ink, shaded)
 
 

@@ -51,7 +51,7 @@ def has_shadow(u: np.ndarray, cfg: PreprocessConfig) -> bool:
 
     Ink is narrow, lighting wide. A digit's stroke, even a bold one cropped tight, is a fraction
     of the image across, so only the paper's tone holds wide areas; a hard shadow (a phone, a hand)
-    makes a second wide tone, which a plane cannot follow and the shapes' vote (``_ink_is_dark``)
+    makes a second wide tone, which a plane cannot follow and the shapes' vote (``polarity.ink_is_dark``)
     took for the paper or the ink (70 % of 300 shadowed MNIST training digits read right). Images
     too small to show lighting are never shaded.
 
