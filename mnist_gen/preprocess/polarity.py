@@ -26,9 +26,10 @@ def _class_width(m: np.ndarray) -> float:
     return float(d[m].mean()) if m.any() else 0.0
 
 
-def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
-    """(the vote for dark ink, positive, or light ink, negative; the dark class) of the shapes of
-    the two classes of ``c`` split at Otsu's threshold: see ``_ink_is_dark``."""
+def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray, tuple[float, float]]:
+    """(the vote for dark ink, positive, or light ink, negative; the dark class; the two classes'
+    widths, thinner first) of the shapes of the two classes of ``c`` split at Otsu's threshold:
+    see ``ink_is_dark``."""
     dark = c < otsu(c)
 
     def pieces(m: np.ndarray) -> int:
@@ -39,10 +40,11 @@ def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
     def spread(v: np.ndarray) -> float:
         return float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
 
+    w_dark, w_light = _class_width(dark), _class_width(~dark)
     vote = 2 * np.sign(pieces(~dark) - pieces(dark))
-    vote += np.sign(_class_width(~dark) - _class_width(dark))
+    vote += np.sign(w_light - w_dark)
     vote += np.sign(spread(c[dark]) - spread(c[~dark]))
-    return int(vote), dark
+    return int(vote), dark, (min(w_dark, w_light), max(w_dark, w_light))
 
 
 def _light_out_by_scale(c: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
@@ -91,11 +93,10 @@ def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None =
     """
     flat = _light_out_by_scale(c, cfg)
     if flat is not None:
-        vote, dark = _shape_vote(flat, cfg)
-        thin, wide = sorted((_class_width(dark), _class_width(~dark)))
+        vote, _, (thin, wide) = _shape_vote(flat, cfg)
         if vote and wide >= cfg.light_out_paper * thin:
             return vote > 0
-    vote, dark = _shape_vote(c, cfg)
+    vote, dark, _ = _shape_vote(c, cfg)
     if vote == 0:
         if frame is not None:
             dark = frame < otsu(frame)
