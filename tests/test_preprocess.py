@@ -597,6 +597,36 @@ def test_bold_strokes_cut_away_with_the_light_leave_the_vote_to_the_image_as_it_
     assert find_paper(img, as_config({"light_out_paper": 0})).dark_ink
 
 
+
+@pytest.mark.parametrize(("index", "inverted"), [(0, False), (720, False), (100, True), (1700, True)])
+def test_a_clear_frame_under_a_desk_lamp_reads_its_polarity_with_the_light_taken_out(index, inverted):
+    # A lamp close to a page with a margin: the frame is all paper, but dim at the corners and
+    # lit at the middle of each side, so that no plane follows it; departures from the plane were
+    # the pool of light and the pen's polarity came out reversed (version 34,
+    # ``light_out_frame=0``: these four USPS digits, two negatives). Since version 35 a frame that
+    # departs from its plane by twice the grain the light-out image leaves counts its departures there.
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items("usps"))[index]
+    img = array_to_gray(render_file(index, g, box, "lamp", inverted, [])[0])
+    paper = find_paper(img, as_config(None))
+    assert not paper.ambiguous and paper.dark_ink is not inverted
+    assert find_paper(img, as_config({"light_out_frame": 0})).dark_ink is inverted
+
+
+@pytest.mark.parametrize(("source", "index", "inverted"), [("mnist", 1720, False), ("uci", 1480, False), ("usps", 1460, True)])
+def test_a_defocused_crop_with_dim_corners_keeps_its_polarity(source, index, inverted):
+    # A tight crop out of focus, its corners dim as under a lamp: its frame departs from a plane
+    # too, but its blurred strokes are as wide as half the median's window and are cut away with
+    # the light, leaving edges that depart both ways (these three read reversed when any
+    # light-out count decided). The light-out image decides only when it departs one way twice
+    # as much as the other.
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items(source))[index]
+    img = array_to_gray(render_file(index, g, box, "defocus", inverted, [])[0])
+    assert find_paper(img, as_config(None)).dark_ink is not inverted
+
 # ------------------------------------------------------------------ nothing to find
 
 

@@ -39,6 +39,7 @@ class PreprocessConfig:
     min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
     light_frac: float = 0.25  # the polarity vote first reads the image less its median over this × its side: light is wider than strokes (0: never)
     light_out_paper: float = 2.0  # ... and trusts it only where one class comes out this × wider than the other (paper around strokes)
+    light_out_frame: float = 2.0  # a clear frame departing from its plane by this × the grain left with the light out by scale: the polarity is read there, if one way departs this × the other (0: never)
     lighting_frac: float = 0.3  # both tones hold areas this × the image side wide: a shadow's edge (0: never)
     shade_ink_beyond: float = 0.25  # ... or one tone's wide area is a shade the ink lies beyond, by this × its step (0: never)
     shade_frac: float = 0.2  # ... which need only hold a square this × the image's shorter side (0: version 22's third of the longest)

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import PreprocessConfig
 from mnist_gen.preprocess.normalize import box_around, resize, stroke_width
-from mnist_gen.preprocess.polarity import frame_mask, ink_is_dark
+from mnist_gen.preprocess.polarity import frame_mask, ink_is_dark, light_out
 from mnist_gen.preprocess.shade import has_shadow, levelled, otsu, wide_part
 
 
@@ -221,14 +221,34 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
         paper_px = zr[(zr >= otsu(zf)) == dark_ink]
         spread = _paper_level(paper_px)[1] if paper_px.size >= 4 else scale
         return Paper(np.array([side, *lighting[1:]]), max(spread, cfg.min_grain), dark_ink, shaded, mixed)
-    # Count only clear departures: beyond the grain, and beyond a third of the strongest one
-    # (a paper's texture, whose grain a JPEG's flat blocks hide, is not ink).
-    t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
-    dark = float(np.clip(-r - t, 0, None).sum())
-    light = float(np.clip(r - t, 0, None).sum())
+    dark, light = _departures(r, scale, cfg)
+    # Under a lamp close to the page the frame is paper but no plane: its rim dim, its middle
+    # lit, so the departures from the plane were the pool of light, brighter than the paper, and
+    # the pen's polarity came out reversed (``check_*_lamp``: 69 of the 100 polarity errors left
+    # at version 34 were frames that passed for one paper). Where the frame departs from its
+    # plane by ``light_out_frame`` × the grain left once the light is taken out by scale, the
+    # departures are counted on that image (``light_out``) instead, if they say it clearly (one
+    # way ``light_out_frame`` × the other): strokes cut by the median where they are as wide as
+    # half its window (a defocused tight crop, whose corners are dim too) leave edges both ways.
+    flat = light_out(c, cfg) if cfg.light_out_frame else None
+    if flat is not None:
+        f = flat.reshape(-1).astype(np.float64)
+        f_scale = max(_paper_level(f[ring])[1], cfg.min_grain, cfg.min_grain_frac * span)
+        if scale >= cfg.light_out_frame * f_scale:
+            f_dark, f_light = _departures(f, f_scale, cfg)
+            if max(f_dark, f_light) >= cfg.light_out_frame * min(f_dark, f_light):
+                dark, light = f_dark, f_light
     # Nothing departs clearly either way (the "paper" is a bold stroke's edges): the shapes decide.
     dark_ink = dark > light if dark != light else ink_is_dark(plain, cfg)
     return Paper(np.append(coef, 0.0), scale, dark_ink, shaded)
+
+
+def _departures(r: np.ndarray, scale: float, cfg: PreprocessConfig) -> tuple[float, float]:
+    """(dark, light): how far the residuals ``r`` depart clearly below and above the paper, beyond
+    ``snr`` × its grain ``scale`` and beyond a third of the strongest departure (a paper's
+    texture, whose grain a JPEG's flat blocks hide, is not ink)."""
+    t = max(cfg.snr * scale, float(np.percentile(np.abs(r), 99.9)) / 3)
+    return float(np.clip(-r - t, 0, None).sum()), float(np.clip(r - t, 0, None).sum())
 
 
 #: Within half an 8-bit level of black or white: the sensor's limit, where light was clipped.

@@ -1,6 +1,7 @@
 """Which way the ink departs from the paper, when the image's frame cannot say: the shapes of
 its two classes decide (a stroke is narrow and in few pieces, the paper wide and even), read
-first with the light taken out by scale. ``paper.find_paper`` asks, for a mixed frame.
+first with the light taken out by scale (``light_out``). ``paper.find_paper`` asks, for a mixed
+frame, and reads a clear frame's departures on ``light_out`` too where a plane cannot follow its light.
 """
 
 from __future__ import annotations
@@ -26,10 +27,9 @@ def _class_width(m: np.ndarray) -> float:
     return float(d[m].mean()) if m.any() else 0.0
 
 
-def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray, tuple[float, float]]:
-    """(the vote for dark ink, positive, or light ink, negative; the dark class; the two classes'
-    widths, thinner first) of the shapes of the two classes of ``c`` split at Otsu's threshold:
-    see ``ink_is_dark``."""
+def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray]:
+    """(the vote for dark ink, positive, or light ink, negative; the dark class) of the shapes of
+    the two classes of ``c`` split at Otsu's threshold: see ``ink_is_dark``."""
     dark = c < otsu(c)
 
     def pieces(m: np.ndarray) -> int:
@@ -40,22 +40,31 @@ def _shape_vote(c: np.ndarray, cfg: PreprocessConfig) -> tuple[int, np.ndarray, 
     def spread(v: np.ndarray) -> float:
         return float(np.median(np.abs(v - np.median(v)))) if v.size else 0.0
 
-    w_dark, w_light = _class_width(dark), _class_width(~dark)
     vote = 2 * np.sign(pieces(~dark) - pieces(dark))
-    vote += np.sign(w_light - w_dark)
+    vote += np.sign(_class_width(~dark) - _class_width(dark))
     vote += np.sign(spread(c[dark]) - spread(c[~dark]))
-    return int(vote), dark, (min(w_dark, w_light), max(w_dark, w_light))
+    return int(vote), dark
 
 
-def _light_out_by_scale(c: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
-    """``c`` less its running median over ``light_frac`` × its side, or None when the image is
-    too small to show lighting. A stroke narrower than half the window stays; light, which
-    varies only over wider spans, goes, whatever its shape: a lamp's pool off-centre, which no
-    plane and no centred pool follows (pipeline version 34)."""
+def light_out(c: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
+    """``c`` less its running median over ``light_frac`` × its side, or None where that image
+    cannot be trusted. A stroke narrower than half the window stays; light, which varies only
+    over wider spans, goes, whatever its shape: a lamp's pool off-centre, which no plane and no
+    centred pool follows (pipeline version 34).
+
+    Trusted only where its classes (split at Otsu's threshold) are still strokes and paper, one
+    ``light_out_paper`` × wider than the other: a stroke as wide as half the window (a bold 8×8
+    digit enlarged, a defocused crop) is cut away with the light, leaving two classes of edges
+    and grain, equally thin (five UCI negatives misread in the version-34 census before this).
+    None too for images too small to show lighting.
+    """
     if not cfg.light_frac or max(c.shape) < cfg.min_plane_side:
         return None
     k = max(3, round(cfg.light_frac * max(c.shape)) | 1)
-    return c - ndi.median_filter(c, size=k, mode="nearest")
+    flat = c - ndi.median_filter(c, size=k, mode="nearest")
+    dark = flat < otsu(flat)
+    thin, wide = sorted((_class_width(dark), _class_width(~dark)))
+    return flat if wide >= cfg.light_out_paper * thin else None
 
 
 def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None = None) -> bool:
@@ -76,27 +85,21 @@ def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None =
     to dark ink: 1,500 MNIST test digits thickened, cropped tight and reduced to 16 px then read
     98.2 % dark on light but 93.5 % inverted; with the frame deciding, 98.3 % and 98.2 %.)
 
-    The vote is taken first on the image with the light taken out by scale
-    (``_light_out_by_scale``). Under a lamp close to the page, the light across the image
-    differs more than faint strokes differ from the paper, so that Otsu's two classes were the
-    lit middle and the dim rim, and the strokes holes in the "ink" (pipeline version 33: a
-    desk-lamp check at 33–47 %). That image is trusted only where its classes are still strokes
-    and paper, one ``light_out_paper`` × wider than the other: a stroke as wide as half the
-    window (a bold 8×8 digit enlarged, a defocused crop) is cut away with the light, leaving two
-    classes of edges and grain, equally thin (five UCI negatives misread in the version-34
-    census before this). Where it is not trusted, or its vote ties, the image as it is votes.
+    The vote is taken first on the image with the light taken out by scale (``light_out``).
+    Under a lamp close to the page, the light across the image differs more than faint strokes
+    differ from the paper, so that Otsu's two classes were the lit middle and the dim rim, and
+    the strokes holes in the "ink" (pipeline version 33: a desk-lamp check at 33–47 %). Where
+    that image is not trusted, or its vote ties, the image as it is votes.
 
     ``c`` comes with light from one side already taken out (``_unlit``): split at one global
     level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
     ``frame``: the image whose frame breaks a tie, when it is not ``c`` (``c`` with a pool of
     light taken out: the pool relights the corners, the very pixels that rule counts).
     """
-    flat = _light_out_by_scale(c, cfg)
-    if flat is not None:
-        vote, _, (thin, wide) = _shape_vote(flat, cfg)
-        if vote and wide >= cfg.light_out_paper * thin:
-            return vote > 0
-    vote, dark, _ = _shape_vote(c, cfg)
+    flat = light_out(c, cfg)
+    if flat is not None and (vote := _shape_vote(flat, cfg)[0]):
+        return vote > 0
+    vote, dark = _shape_vote(c, cfg)
     if vote == 0:
         if frame is not None:
             dark = frame < otsu(frame)
