@@ -597,7 +597,6 @@ def test_bold_strokes_cut_away_with_the_light_leave_the_vote_to_the_image_as_it_
     assert find_paper(img, as_config({"light_out_paper": 0})).dark_ink
 
 
-
 @pytest.mark.parametrize(("index", "inverted"), [(0, False), (720, False), (100, True), (1700, True)])
 def test_a_clear_frame_under_a_desk_lamp_reads_its_polarity_with_the_light_taken_out(index, inverted):
     # A lamp close to a page with a margin: the frame is all paper, but dim at the corners and

@@ -186,7 +186,11 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     # Floors: 8-bit levels and JPEG's flat blocks can make the measured grain 0; a paper is
     # never smoother than ``min_grain``, nor than ``min_grain_frac`` of the image's range.
     span = float(np.percentile(z, 99.5) - np.percentile(z, 0.5))
-    scale = max(scale, cfg.min_grain, cfg.min_grain_frac * span)
+
+    def floored(grain: float) -> float:
+        return max(grain, cfg.min_grain, cfg.min_grain_frac * span)
+
+    scale = floored(scale)
     r = z - basis @ coef
     mixed = (np.abs(r[ring]) > cfg.snr * scale).mean() > cfg.max_frame_ink or cfg.snr * scale > 0.5 * span
     if mixed or dark_ink is not None:
@@ -233,7 +237,7 @@ def find_paper(gray: np.ndarray, cfg: PreprocessConfig, dark_ink: bool | None = 
     flat = light_out(c, cfg) if cfg.light_out_frame else None
     if flat is not None:
         f = flat.reshape(-1).astype(np.float64)
-        f_scale = max(_paper_level(f[ring])[1], cfg.min_grain, cfg.min_grain_frac * span)
+        f_scale = floored(_paper_level(f[ring])[1])
         if scale >= cfg.light_out_frame * f_scale:
             f_dark, f_light = _departures(f, f_scale, cfg)
             if max(f_dark, f_light) >= cfg.light_out_frame * min(f_dark, f_light):
