@@ -626,6 +626,53 @@ def test_a_defocused_crop_with_dim_corners_keeps_its_polarity(source, index, inv
     img = array_to_gray(render_file(index, g, box, "defocus", inverted, [])[0])
     assert find_paper(img, as_config(None)).dark_ink is not inverted
 
+
+@pytest.mark.parametrize(("source", "index", "inverted"),
+                         [("mnist", 1480, False), ("mnist", 220, True), ("usps", 920, False), ("uci", 940, True)])
+def test_a_mixed_frame_under_a_desk_lamp_breaks_a_tie_on_the_image_with_the_light_taken_out(source, index, inverted):
+    # A lamp's pool makes the frame mixed; with the light taken out the classes are strokes and
+    # paper, but the vote ties (the faint stroke breaks into pieces). Version 35
+    # (``light_out_tie=False``) let the image as it is vote then, whose classes are the lit
+    # middle and the dim rim: these four (two negatives) read reversed. Since version 36 the
+    # class owning less of the light-free image's frame is the ink (its paper spans the window).
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items(source))[index]
+    img = array_to_gray(render_file(index, g, box, "lamp", inverted, [])[0])
+    paper = find_paper(img, as_config(None))
+    assert paper.ambiguous and paper.dark_ink is not inverted
+    assert find_paper(img, as_config({"light_out_tie": False})).dark_ink is inverted
+
+
+@pytest.mark.parametrize(("index", "inverted"), [(400, False), (20, True)])
+def test_a_bold_small_digit_under_a_shadow_keeps_the_vote_of_its_own_strokes(index, inverted):
+    # An 8×8 UCI digit enlarged under a hard shadow: the light-free image's vote ties too, but
+    # there the median cut the bold strokes into edges, and its frame says the wrong way (the
+    # first build of version 36, breaking every tie by that frame, reversed these two). The
+    # image as it is is strokes and paper itself, so it votes.
+    from mnist_gen.evalsets.framing import render_file, source_items
+
+    _, _, g, box = list(source_items("uci"))[index]
+    img = array_to_gray(render_file(index, g, box, "shadow", inverted, [])[0])
+    assert find_paper(img, as_config(None)).dark_ink is not inverted
+
+
+@pytest.mark.parametrize("angle", [0, 90])
+def test_a_bold_ring_cut_by_the_median_leaves_a_tie_to_the_image_as_it_is(angle):
+    # A ring 8 px wide at the 48 px analysis size, cropped tight and lit from one side: the
+    # median's 13 px window is mostly ring, so the light-free image keeps only a halo beside
+    # it, and that halo owns less of the frame. Breaking the tie by that frame
+    # (``light_out_span=0``, a build of version 36 dropped for it) reads the ring in reverse;
+    # its "paper" spans well under half the window, so the image as it is votes.
+    im = Image.new("L", (80, 120), 255)
+    ImageDraw.Draw(im).ellipse((0, 0, 79, 119), outline=0, width=20)
+    lit = _side_lit(np.asarray(im), angle, darker=0.2)
+    for dark, img in ((True, lit), (False, 255 - lit)):
+        gray = array_to_gray(img)
+        assert find_paper(gray, as_config(None)).dark_ink is dark
+        assert find_paper(gray, as_config({"light_out_span": 0})).dark_ink is not dark
+
+
 # ------------------------------------------------------------------ nothing to find
 
 

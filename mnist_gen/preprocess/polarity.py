@@ -60,11 +60,21 @@ def light_out(c: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
     """
     if not cfg.light_frac or max(c.shape) < cfg.min_plane_side:
         return None
-    k = max(3, round(cfg.light_frac * max(c.shape)) | 1)
-    flat = c - ndi.median_filter(c, size=k, mode="nearest")
-    dark = flat < otsu(flat)
+    flat = c - ndi.median_filter(c, size=_window(c.shape, cfg), mode="nearest")
+    return flat if _strokes_and_paper(flat, cfg) else None
+
+
+def _window(shape: tuple[int, int], cfg: PreprocessConfig) -> int:
+    """The side of ``light_out``'s median window: ``light_frac`` × the image side, odd."""
+    return max(3, round(cfg.light_frac * max(shape)) | 1)
+
+
+def _strokes_and_paper(c: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """Whether ``c``'s two classes (split at Otsu's threshold) are strokes and paper: one
+    ``light_out_paper`` × wider than the other."""
+    dark = c < otsu(c)
     thin, wide = sorted((_class_width(dark), _class_width(~dark)))
-    return flat if wide >= cfg.light_out_paper * thin else None
+    return wide >= cfg.light_out_paper * thin
 
 
 def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None = None) -> bool:
@@ -89,7 +99,18 @@ def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None =
     Under a lamp close to the page, the light across the image differs more than faint strokes
     differ from the paper, so that Otsu's two classes were the lit middle and the dim rim, and
     the strokes holes in the "ink" (pipeline version 33: a desk-lamp check at 33–47 %). Where
-    that image is not trusted, or its vote ties, the image as it is votes.
+    that image is not trusted, the image as it is votes. Where its vote ties (a faint stroke
+    broken into pieces outvotes its narrowness and unevenness), the class owning less of its
+    frame is the ink, if two things hold (version 36; until then the image as it is voted on
+    every tie: under a lamp, the lit middle against the dim rim, 31 of the 100 lamp polarity
+    errors left at version 34):
+
+    * the image as it is is no strokes and paper itself (a bold 8×8 digit enlarged under a
+      shadow is, and votes as it is);
+    * the light-free image's wide class spans half the median's window (``light_out_span``):
+      only then was each window's median the paper's. Strokes as wide as half the window (a
+      bold ring cropped tight) are cut by it, and the halo left beside them is the class
+      owning less of the frame.
 
     ``c`` comes with light from one side already taken out (``_unlit``): split at one global
     level, the darker side of a lit paper joined the ink's class (a marker 9, a bold 0, cropped tight).
@@ -97,11 +118,25 @@ def ink_is_dark(c: np.ndarray, cfg: PreprocessConfig, frame: np.ndarray | None =
     light taken out: the pool relights the corners, the very pixels that rule counts).
     """
     flat = light_out(c, cfg)
-    if flat is not None and (vote := _shape_vote(flat, cfg)[0]):
-        return vote > 0
+    if flat is not None:
+        vote, dark = _shape_vote(flat, cfg)
+        if vote:
+            return vote > 0
+        if cfg.light_out_tie and not _strokes_and_paper(c, cfg) and _spans_the_window(dark, cfg):
+            return _less_of_the_frame(dark, cfg)
     vote, dark = _shape_vote(c, cfg)
     if vote == 0:
-        if frame is not None:
-            dark = frame < otsu(frame)
-        return bool(dark[frame_mask(c.shape, cfg.frame_frac)].mean() <= 0.5)
+        return _less_of_the_frame(dark if frame is None else frame < otsu(frame), cfg)
     return bool(vote > 0)
+
+
+def _less_of_the_frame(dark: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """A tie's answer: the ink is the class that owns less of the frame (True: the dark class)."""
+    return bool(dark[frame_mask(dark.shape, cfg.frame_frac)].mean() <= 0.5)
+
+
+def _spans_the_window(dark: np.ndarray, cfg: PreprocessConfig) -> bool:
+    """Whether the wider of ``dark``'s two classes (``light_out``'s split) is ``light_out_span``
+    × the median's window wide at least (mean distance to the other class): the paper then owns
+    most of every window, and its median followed the light, not the strokes."""
+    return max(_class_width(dark), _class_width(~dark)) >= cfg.light_out_span * _window(dark.shape, cfg)
