@@ -44,7 +44,8 @@ def test_a_digit_under_a_hard_shadow_reads_as_in_full_light(mnist, digits):
     """The bundled default reads 40 test digits under a deep shadow (light halved) in both
     polarities (ink under the shade, chalk under a bright patch) nearly as well as in full light;
     without the rule the shade is read as ink or the polarity reversed (measured: 40 of 40 each
-    way with it, 33 at version 21, 6 without). Readings, not likeness to the unshaded reading: where the shadow's
+    way with it, 33 at version 21; without it 6, and 14 since version 36, whose light-free tie
+    rule reads some shaded pages right on its own). Readings, not likeness to the unshaded reading: where the shadow's
     edge meets the border a closing still fills its acute tip, and the speck can join the digit."""
     def right(pages, cfg=None) -> int:
         return _right(mnist, pages, cfg)
@@ -54,7 +55,7 @@ def test_a_digit_under_a_hard_shadow_reads_as_in_full_light(mnist, digits):
     assert right(on_paper(np.pad(d, 25)) for d in digits) >= n - 1  # in full light
     assert right(pages) >= n - 9
     assert right(1 - p for p in pages) >= n - 9
-    assert right(pages, OFF) <= n // 3
+    assert right(pages, OFF) <= n // 2
 
 
 @pytest.mark.parametrize("over,earlier", [
