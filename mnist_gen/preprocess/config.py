@@ -39,7 +39,7 @@ class PreprocessConfig:
     min_plane_side: int = 32  # images (coarse copies) smaller than this are too small to show lighting: flat paper
     light_frac: float = 0.25  # the polarity vote first reads the image less its median over this × its side: light is wider than strokes (0: never)
     light_out_paper: float = 2.0  # ... and trusts it only where one class comes out this × wider than the other (paper around strokes)
-    light_out_tie: bool = True  # ... and a tie there goes to its class owning less of the frame, where the image as it is is no strokes and paper and its paper spans half the window (False: version 35)
+    light_out_tie: bool = True  # ... and a tie there goes to its class owning less of the frame, where the image as it is is no strokes and paper (False: version 35)
     light_out_span: float = 0.5  # ... and only where its wide class is this × the median's window wide at least (mean distance): its median was then the paper's (0: any)
     light_out_frame: float = 2.0  # a clear frame departing from its plane by this × the grain left with the light out by scale: the polarity is read there, if one way departs this × the other (0: never)
     lighting_frac: float = 0.3  # both tones hold areas this × the image side wide: a shadow's edge (0: never)
