@@ -164,3 +164,15 @@ def test_an_unwritable_table_folder_is_one_sentence(runs_dir):
     rows = aggregate.aggregate(aggregate.load_runs(runs_dir))
     with pytest.raises(UserError, match="Cannot write the study table into .*afile/table"):
         aggregate.write_outputs(rows, runs_dir / "afile" / "table")
+
+
+def test_a_row_names_the_pipeline_versions_its_seeds_files_were_read_by(tmp_path):
+    for seed, version in enumerate([35, 36]):
+        d = _write_run(tmp_path, "cnn_32", seed, 0.985, photos=1.0)
+        res = json.loads((d / "results.json").read_text())
+        res["eval_sets"]["seed_photos"]["pipeline_version"] = version  # mnist_test (arrays) has none
+        (d / "results.json").write_text(json.dumps(res))
+    _write_run(tmp_path, "mlp_64_16", 0, 0.97, photos=0.9)  # scored before versions were recorded
+    rows = {r["model"]: r for r in aggregate.aggregate(aggregate.load_runs(tmp_path))}
+    assert rows["cnn_32"]["pipeline_versions"] == [35, 36]
+    assert rows["mlp_64_16"]["pipeline_versions"] == []

@@ -150,3 +150,29 @@ def test_naive_set_ignores_the_runs_common_preprocess():
     b = load_eval_set("seed_photos_naive")
     assert np.array_equal(a.images, b.images)
     assert np.median(a.images[:, 0, :]) > 20  # grey paper kept as signal
+
+
+@needs_shared
+def test_a_score_names_the_pipeline_version_that_read_its_files(tmp_path):
+    """A figure is comparable only with one read by the same pipeline: a set of files records
+    the version that read it (cached or not), the reference arrays record none, and so do the
+    summaries of a bundled model's card and the framing summary that pools them."""
+    from mnist_gen.cli.bundle import pipeline_versions
+    from mnist_gen.evaluation import score
+    from mnist_gen.models.bundled import BUNDLE_DIR
+    from mnist_gen.models.predictors import load_predictor
+    from mnist_gen.preprocess import PIPELINE_VERSION
+
+    (tmp_path / "7").mkdir()
+    _seven(tmp_path / "7" / "a.png")
+    model = load_predictor(BUNDLE_DIR / "study" / "mlp_64_16" / "model.onnx")
+    opts = {"_common": {"data_dir": str(tmp_path / "data")}, "handwritten": {"root": str(tmp_path)}}
+    sets = ["handwritten", "photos_tight0", "uci_digits_arrays"]
+    for _ in range(2):  # the second time photos_tight0 comes from the cache on disk
+        score._CACHE.clear()
+        scores = {k: s.summary for k, s in score.evaluate_sets(model, sets, opts).items()}
+        assert scores["handwritten"]["pipeline_version"] == PIPELINE_VERSION
+        assert scores["photos_tight0"]["pipeline_version"] == PIPELINE_VERSION
+        assert "pipeline_version" not in scores["uci_digits_arrays"]
+    assert pipeline_versions(scores) == [PIPELINE_VERSION]
+    assert pipeline_versions({"usps": {"accuracy": 0.9}}) == []

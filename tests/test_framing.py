@@ -271,6 +271,9 @@ def test_framing_summary_sets_files_beside_arrays_and_the_framing_range():
     line = framing_summary([row]).splitlines()[2].split(" | ")
     assert line[3:9] == ["99.00", "29", "28–29/29", "97.00", "97.50", "95.0–96.0"]
     assert line[9:] == ["–", "–", "– |"]
+    # Under the table, the pipeline versions that read its files, where the scores recorded them.
+    assert "pipeline version" not in framing_summary([row])
+    assert framing_summary([{**row, "pipeline_versions": [35, 36]}]).endswith("Files read by pipeline versions 35, 36.\n")
 
 
 def _build_after(barrier, data_dir) -> None:

@@ -13,8 +13,8 @@
 
 Each bundled model is exported afresh from the runs' weights (``model.safetensors`` +
 ``model.onnx``) and gets ``card.json``: recipe, command, data, seed(s), parameters, accuracy on
-every set the run was scored on (an ensemble is scored afresh on the same sets), and the sha256
-of both files.
+every set the run was scored on (an ensemble is scored afresh on the same sets), the pipeline
+versions that read those sets' files, and the sha256 of both files.
 """
 
 from __future__ import annotations
@@ -88,9 +88,16 @@ def _card(results: dict, **fields) -> dict:
         "input": "pixels: float32 (N, 1, 28, 28), raw 0..255, bright ink on black (as MNIST; to_mnist makes it)",
         "output": "probabilities: float32 (N, 10)",
         "accuracy": {k: v.get("accuracy") for k, v in sorted(results["eval_sets"].items())},
+        "pipeline_versions": pipeline_versions(results["eval_sets"]),
         "selection_score": selection_score(results["eval_sets"]),
         **fields,
     }
+
+
+def pipeline_versions(eval_sets: dict) -> list[int]:
+    """The ``PIPELINE_VERSION``s that read the files behind a card's accuracies (none for
+    scores written before the sets recorded it)."""
+    return sorted({v["pipeline_version"] for v in eval_sets.values() if isinstance(v.get("pipeline_version"), int)})
 
 
 def bundle_run(run_dir: Path, name: str) -> Path:
@@ -129,6 +136,7 @@ def bundle_ensemble(run_dirs: list[Path], name: str) -> Path:
     card = _card(first, seeds=seeds, params=sum(r.get("num_params") or 0 for r in results),
                  command=" && ".join(command(r) for r in results) + " && python -m mnist_gen.cli.bundle --robust <runs>",
                  accuracy={k: v.get("accuracy") for k, v in sorted(summaries.items())},
+                 pipeline_versions=pipeline_versions(summaries),
                  selection_score=selection_score(summaries))
     del card["seed"]  # "seeds" says which
     return _export(net, hparams, name, card)

@@ -42,6 +42,9 @@ class EvalSet:
     # Labels of the digit-bearing items the pipeline read no digit from (unreadable, "no digit
     # found"): they count as errors, so an accuracy is over every digit a user would have given.
     missed: list[int] = field(default_factory=list)
+    # The ``PIPELINE_VERSION`` whose ``to_mnist`` read the items (None: arrays, not read by it):
+    # a figure is only comparable with another read by the same version.
+    pipeline_version: int | None = None
 
     def __post_init__(self):
         self.images = np.asarray(self.images)
@@ -179,7 +182,7 @@ def through_pipeline(name: str, items: Iterable[tuple[str, int, object]], prepro
             thumbs.append(thumb)
     arr = np.stack(images) if images else np.zeros((0, 28, 28), np.uint8)
     return EvalSet(name, arr, np.asarray(labels, np.int64), ids=ids, thumbnails=thumbs if thumbnails else None,
-                   skipped=skipped, missed=missed)
+                   skipped=skipped, missed=missed, pipeline_version=PIPELINE_VERSION)
 
 
 def _pad(thumb: np.ndarray) -> np.ndarray:
@@ -205,7 +208,8 @@ def cached(name: str, key: dict, build: Callable[[], EvalSet], data_dir=None) ->
                 meta = json.loads(str(z["meta"]))
                 thumbs = list(z["thumbnails"]) if "thumbnails" in z.files else None
                 return EvalSet(name, z["images"], z["labels"], ids=meta["ids"], thumbnails=thumbs,
-                               skipped=[tuple(s) for s in meta["skipped"]], missed=meta.get("missed", []))
+                               skipped=[tuple(s) for s in meta["skipped"]], missed=meta.get("missed", []),
+                               pipeline_version=PIPELINE_VERSION)  # the key holds it
         except (OSError, ValueError, KeyError) as e:
             log.warning("cached set %s unreadable (%s); rebuilding it", path, e)
     s = build()

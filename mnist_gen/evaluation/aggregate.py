@@ -186,6 +186,9 @@ def aggregate(runs: list[dict]) -> list[dict]:
             # The study's figure lies outside the range our seeds span (rounding of the study's 4 digits allowed).
             "study_outside_seed_range": None if study_acc is None else not (acc["min"] - 5e-5 <= study_acc <= acc["max"] + 5e-5),
             "eval_sets": {},
+            # The to_mnist versions that read the sets' files (figures compare only within one).
+            "pipeline_versions": sorted({v["pipeline_version"] for r in rs for v in r["eval_sets"].values()
+                                         if isinstance(v, dict) and _is_int(v.get("pipeline_version"))}),
             "epoch_time_mean_s": _mean_or_none([r.get("epoch_time_mean_s") for r in rs]),
             "train_time_s": _mean_or_none([r.get("train_time_s") for r in rs]),
         }

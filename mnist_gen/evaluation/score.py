@@ -44,6 +44,8 @@ def evaluate_sets(predictor, set_names, set_options: dict | None = None) -> dict
             continue
         summary, proba = evaluate(predictor, evalset)
         summary["skipped_files"] = [list(s) for s in evalset.skipped]
+        if evalset.pipeline_version is not None:
+            summary["pipeline_version"] = evalset.pipeline_version
         out[name] = SetScore(summary, proba, evalset)
     return out
 

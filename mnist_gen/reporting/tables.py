@@ -55,6 +55,14 @@ def framing_table(rows: list[dict], sources=tuple(FRAMING_SOURCES)) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _read_by(rows: list[dict]) -> str:
+    """A line under the summary naming the pipeline versions that read the files (none before they were recorded)."""
+    versions = sorted({v for r in rows for v in r.get("pipeline_versions") or []})
+    if not versions:
+        return ""
+    return f"\nFiles read by pipeline version{'s' * (len(versions) > 1)} {', '.join(map(str, versions))}.\n"
+
+
 def framing_summary(rows: list[dict]) -> str:
     """Markdown: one line per model and recipe (means over seeds): MNIST test, each real source as
     files and as the reference arrays, and the worst-best over its rendered framings."""
@@ -90,7 +98,7 @@ def framing_summary(rows: list[dict]) -> str:
                  mean(r, "usps"), mean(r, "usps_arrays"), spread(r, "usps"),
                  mean(r, "uci_digits"), mean(r, "uci_digits_arrays"), spread(r, "uci")]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n" + _read_by(rows)
 
 
 #: Real handwriting the style table sums over (files in every framing; MNIST itself is not).
