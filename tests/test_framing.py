@@ -110,6 +110,12 @@ def test_each_framing_renders_what_it_names():
     light = ndi.median_filter(lamp, size=max(3, lamp.shape[0] // 10))  # the paper's light, strokes removed
     corners = [light[0, 0], light[0, -1], light[-1, 0], light[-1, -1]]
     assert 100 * 0.06 * 0.9 < min(corners) < 0.85 * light.max() <= 240  # a far corner in the lamp's fall-off
+    under = out["underlined"] < 128  # the 7 with a line under it at least as wide as it is
+    ys, xs = np.nonzero(under)
+    low = under[ys.max() - int(0.15 * (ys.max() - ys.min())) :]  # the lowest 15 % of the ink: the line
+    span = np.nonzero(low.any(axis=0))[0]
+    assert span[-1] - span[0] + 1 >= 0.9 * w and xs.max() - xs.min() + 1 >= w
+    assert ys.max() - ys.min() + 1 > h  # below the digit, not through it
 
 
 

@@ -240,6 +240,34 @@ def _circled(g: np.ndarray, box, rng) -> np.ndarray:
     return _with_sensor_noise(paper - t * (paper - ink), rng)
 
 
+def _underlined(g: np.ndarray, box, rng) -> np.ndarray:
+    """Underlined with the same pen, as a total or an answer is: a straight stroke 1.0–1.6 × the
+    digit's width (a narrow digit's taken 0.6 × its height, as for ``_circled``) shifted by up to
+    15 % of it, tilted up to 4°, touching the digit in one of three, else 5–20 % of its height
+    below it; the pen 0.7–1.3 × the digit's own, 10–40 % of the height of paper around. A small
+    digit is enlarged to 60–160 px first."""
+    c = crop(g, box, 0)
+    paper, ink = _levels(c)
+    t = _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0]))
+    h, w = t.shape
+    pen = max(1.5, min(stroke_width(t > 0.5), h / 8) * rng.uniform(0.7, 1.3))
+    width = max(w, 0.6 * h)
+    length = width * rng.uniform(1.0, 1.6)
+    left = (w - length) / 2 + rng.uniform(-0.15, 0.15) * width  # the line's left end, in the digit's columns
+    gap = 0.0 if rng.random() < 1 / 3 else rng.uniform(0.05, 0.2) * h
+    rise = np.tan(np.deg2rad(rng.uniform(-4, 4))) * length
+    out = int(rng.uniform(0.1, 0.4) * h)
+    side = int(max(0.0, -left, left + length - w) + pen) + out
+    t = np.pad(t, ((out, int(gap + pen + abs(rise)) + out), (side, side)))
+    ay, ax = out + h - 1 + gap + pen / 2, side + left  # its left end's centre, half a pen below the gap
+    dy, dx = rise, length
+    yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]].astype(np.float32)
+    along = np.clip(((yy - ay) * dy + (xx - ax) * dx) / (dy * dy + dx * dx), 0, 1)
+    line = np.hypot(yy - ay - along * dy, xx - ax - along * dx) < pen / 2
+    t = np.maximum(t, line)
+    return _with_sensor_noise(paper - t * (paper - ink), rng)
+
+
 def _on_a_desk(g: np.ndarray, box, rng) -> np.ndarray:
     """Photographed as a note lying on a desk: the digit (a small one enlarged to 60–200 px) on a
     sheet of paper 1.5–4 × its height a side, at 160–245 with the pen 35–70 % darker; the sheet
@@ -431,6 +459,8 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return _in_shadow(g, box, rng), "PNG"
     if variant == "circled":
         return _circled(g, box, rng), "PNG"
+    if variant == "underlined":
+        return _underlined(g, box, rng), "PNG"
     if variant == "desk":
         return _on_a_desk(g, box, rng), "PNG"
     if variant == "lowlight":
