@@ -296,6 +296,28 @@ def _row_neighbours(group: list[dict], main: dict, shape: tuple[int, int], cfg: 
             or (c["slc"][1].stop == w and c["slc"][1].start - x1 >= gap)]
 
 
+def _underline(group: list[dict], cfg: PreprocessConfig) -> set[int]:
+    """The label of the writer's underline, if the group's lowest piece is one: a flat bar (4 ×
+    wider than tall or more) whose middle lies below the rest of the group, ``underline`` × the
+    rest's width or wider, under a rest that is a digit's shape (at least half as tall as wide)
+    and size (at least 0.4 × the bar's length tall): a flat scribble in pieces, or a dot over a
+    bar, is not a digit over a line (census, version 37: a squashed USPS 2). A digit's own
+    bars lie above (a 5's flag, a 7's bar) or are joined to it (a 2's base); an underline
+    touching the digit is one mark with it and stays."""
+    if not cfg.underline or len(group) < 2:
+        return set()
+    bar = max(group, key=lambda c: c["slc"][0].stop)
+    rest = _as_one([c for c in group if c is not bar])
+    (by, bx), (ry, rx) = bar["slc"], rest["slc"]
+    flat = 4 * (by.stop - by.start) <= bx.stop - bx.start
+    below = (by.start + by.stop) / 2 >= ry.stop
+    tall = ry.stop - ry.start
+    upright = 2 * tall >= rx.stop - rx.start and tall >= 0.4 * (bx.stop - bx.start)
+    if flat and below and upright and bx.stop - bx.start >= cfg.underline * (rx.stop - rx.start):
+        return {bar["label"]}
+    return set()
+
+
 def _ring_around(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
     """The inside of a ring drawn around the digit (a circled digit, a box drawn by hand), or None.
 
@@ -373,7 +395,7 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
             continue
         if cy.start < y1 and cy.stop > y0 and cx.start < x1 and cx.stop > x0:
             group.append(c)
-    others = {c["label"] for c in _row_neighbours(group, main, (h, w), cfg)}
+    others = {c["label"] for c in _row_neighbours(group, main, (h, w), cfg)} | _underline(group, cfg)
     keep = [c["label"] for c in group if c["label"] not in others]
     chosen = np.zeros(int(lab.max()) + 1, bool)
     chosen[keep] = True
