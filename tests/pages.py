@@ -1,5 +1,5 @@
 """Pages for the framing tests of the pipeline's digit finder: MNIST digits enlarged and put on
-paper, and how alike two readings are (``test_formbox``, ``test_row_crop``, ``test_circled``)."""
+paper, and how alike two readings are (``test_formbox``, ``test_row_crop``, ``test_circled``, ``test_underlined``)."""
 
 import numpy as np
 
@@ -25,3 +25,18 @@ def similar(a: np.ndarray, b: np.ndarray) -> float:
 
     a, b = (ndi.gaussian_filter(x.astype(float), 1.0).ravel() for x in (a, b))
     return float(np.corrcoef(a, b)[0, 1])
+
+
+def read_alike(digits, framed, off) -> tuple[int, int]:
+    """How many ``framed(d)`` pages read as the digit alone: (in both polarities with the default
+    settings, of 2 × len(digits); dark ink with the settings ``off``, of len(digits))."""
+    from mnist_gen.preprocess import to_mnist
+
+    alike = alike_off = 0
+    for d in digits:
+        alone = to_mnist(on_paper(np.pad(d, 12))).digit
+        page = on_paper(framed(d))
+        for img in (page, 1 - page):
+            alike += similar(to_mnist(img).digit, alone) > 0.9
+        alike_off += similar(to_mnist(page, off).digit, alone) > 0.9
+    return alike, alike_off

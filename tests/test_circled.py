@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from mnist_gen.preprocess import PreprocessConfig, to_mnist
-from tests.pages import big_digits, on_paper, similar
+from tests.pages import big_digits, on_paper, read_alike
 
 OFF = PreprocessConfig(ring_inside=0)
 
@@ -33,13 +33,7 @@ def test_a_circled_digit_reads_as_the_digit_alone(digits, room):
     """With paper between the ring and the digit: the reading equals the digit's own, in both
     polarities; without the rule it is the ring's. (A digit touching its ring is one mark with
     it and read with it: the README's circled check.)"""
-    alike = alike_off = 0
-    for d in digits:
-        alone = to_mnist(on_paper(np.pad(d, 12))).digit
-        page = on_paper(_circled(d, room))
-        for img in (page, 1 - page):
-            alike += similar(to_mnist(img).digit, alone) > 0.9
-        alike_off += similar(to_mnist(page, OFF).digit, alone) > 0.9
+    alike, alike_off = read_alike(digits, lambda d: _circled(d, room), OFF)
     n = len(digits)
     assert alike >= 2 * n - 2, alike
     assert alike_off <= n / 4, alike_off

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 
-from mnist_gen.preprocess import PreprocessConfig, to_mnist
-from tests.pages import big_digits, on_paper, similar
+from mnist_gen.preprocess import PreprocessConfig
+from tests.pages import big_digits, read_alike
 
 OFF = PreprocessConfig(underline=0)
 
@@ -31,13 +31,7 @@ def _underlined(d: np.ndarray, gap: float, wider: float, pen: int = 7) -> np.nda
 def test_an_underlined_digit_reads_as_the_digit_alone(digits, gap, wider):
     """With paper between the line and the digit: the reading equals the digit's own in both
     polarities; without the rule most read with the line."""
-    alike = alike_off = 0
-    for d in digits:
-        alone = to_mnist(on_paper(np.pad(d, 12))).digit
-        page = on_paper(_underlined(d, gap, wider))
-        for img in (page, 1 - page):
-            alike += similar(to_mnist(img).digit, alone) > 0.9
-        alike_off += similar(to_mnist(page, OFF).digit, alone) > 0.9
+    alike, alike_off = read_alike(digits, lambda d: _underlined(d, gap, wider), OFF)
     n = len(digits)
     assert alike >= 2 * n - 2, alike
     assert alike_off <= n / 2, alike_off

@@ -217,19 +217,31 @@ def _in_shadow(g: np.ndarray, box, rng) -> np.ndarray:
     return _with_sensor_noise(level * light, rng)
 
 
+def _for_the_pen(g: np.ndarray, box, rng) -> tuple[np.ndarray, float, float]:
+    """(ink share of the digit's tight crop, paper, ink) for drawing on it with the writer's pen:
+    a small digit enlarged to 60–160 px first, so that a pen stroke has pixels to be drawn in."""
+    c = crop(g, box, 0)
+    paper, ink = _levels(c)
+    return _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0])), paper, ink
+
+
+def _same_pen(t: np.ndarray, rng) -> float:
+    """The writer's pen: 0.7–1.3 × the digit's own stroke, at most an eighth of its height (an 8×8
+    UCI digit enlarged is a blur, not a pen)."""
+    return max(1.5, min(stroke_width(t > 0.5), t.shape[0] / 8) * rng.uniform(0.7, 1.3))
+
+
 def _circled(g: np.ndarray, box, rng) -> np.ndarray:
     """Circled with the same pen, as an answer on a form or a numbered item is: an ellipse through
     the corners of the digit's box or up to a fifth wider (a narrow digit's box taken 0.6 × its
     height wide: nobody circles a 1 with a sliver), the pen 0.7–1.3 × the digit's own (at most an
     eighth of its height), 10–40 % of the height of paper outside it. A small digit is enlarged
     to 60–160 px first."""
-    c = crop(g, box, 0)
-    paper, ink = _levels(c)
-    t = _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0]))
+    t, paper, ink = _for_the_pen(g, box, rng)
     h, w = t.shape
     k = np.sqrt(0.5) * rng.uniform(1.0, 1.2)  # 1/√2 of the box: the ellipse through its corners
     ry, rx = k * h, k * max(w, 0.6 * h)
-    pen = max(1.5, min(stroke_width(t > 0.5), h / 8) * rng.uniform(0.7, 1.3))  # 8×8 UCI enlarged: a blur, not a pen
+    pen = _same_pen(t, rng)
     out = int(rng.uniform(0.1, 0.4) * h)
     ph, pw = int(ry + pen + out - h / 2), int(rx + pen + out - w / 2)
     t = np.pad(t, ((max(0, ph),) * 2, (max(0, pw),) * 2))
@@ -246,11 +258,9 @@ def _underlined(g: np.ndarray, box, rng) -> np.ndarray:
     15 % of it, tilted up to 4°, touching the digit in one of three, else 5–20 % of its height
     below it; the pen 0.7–1.3 × the digit's own, 10–40 % of the height of paper around. A small
     digit is enlarged to 60–160 px first."""
-    c = crop(g, box, 0)
-    paper, ink = _levels(c)
-    t = _ink_share(c if c.shape[0] >= 60 else _enlarged(c, rng.uniform(60, 160) / c.shape[0]))
+    t, paper, ink = _for_the_pen(g, box, rng)
     h, w = t.shape
-    pen = max(1.5, min(stroke_width(t > 0.5), h / 8) * rng.uniform(0.7, 1.3))
+    pen = _same_pen(t, rng)
     width = max(w, 0.6 * h)
     length = width * rng.uniform(1.0, 1.6)
     left = (w - length) / 2 + rng.uniform(-0.15, 0.15) * width  # the line's left end, in the digit's columns
