@@ -123,6 +123,22 @@ def test_every_input_mode(tmp_path, reference_digit):
     _check_digit(to_mnist(_page().convert("RGB")), reference_digit)  # a PIL image in memory
 
 
+@pytest.mark.parametrize("pen", [(255, 255, 255), (0, 0, 0), (40, 90, 200)])
+def test_strokes_drawn_on_nothing_read_in_any_colour(tmp_path, reference_digit, pen):
+    """A drawing exported without a background (transparent, as a drawing app writes it): white
+    strokes (a dark theme's pen) read as the black ones do, and so does a blue pen; a white
+    sheet cut out of its photo (opaque paper, transparent around it) keeps reading as paper."""
+    rgba = Image.new("RGBA", _page().size, (0, 0, 0, 0))
+    ImageDraw.Draw(rgba).line(SEVEN, fill=(*pen, 255), width=14)
+    rgba.save(tmp_path / "drawn.png")
+    _check_digit(to_mnist(tmp_path / "drawn.png"), reference_digit)
+    sheet = _page().convert("RGBA")
+    sheet.putalpha(Image.fromarray(np.pad(np.full((sheet.height - 20, sheet.width - 20), 255, np.uint8), 10)))
+    sheet.save(tmp_path / "sheet.png")
+    assert load_image(tmp_path / "sheet.png")[0, 0] == 1.0  # the transparent surround: white paper
+    _check_digit(to_mnist(tmp_path / "sheet.png"), reference_digit)
+
+
 # ------------------------------------------------------------------ EXIF orientation
 
 # Pillow's exif_transpose applies these; the file stores the inverse.

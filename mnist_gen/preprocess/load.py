@@ -98,19 +98,35 @@ def exif_transpose(im: Image.Image) -> Image.Image:
 def pil_to_gray(im: Image.Image) -> np.ndarray:
     """Any Pillow mode → float32 grey in [0, 1].
 
-    Transparent pixels are composited on white (a cut-out digit sits on paper, not on black);
-    palette, CMYK, YCbCr, 16-bit and float modes go through their own conversions.
+    Transparent pixels are composited on a backdrop (``transparent_backdrop``); palette, CMYK,
+    YCbCr, 16-bit and float modes go through their own conversions.
     """
     mode = im.mode
     if mode in ("RGBA", "LA", "PA", "La", "RGBa") or (mode == "P" and "transparency" in im.info):
         rgba = im.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("L"), dtype=np.float32) / 255.0
+        alpha = np.asarray(rgba.getchannel("A"), dtype=np.float32) / 255.0
+        tone = np.asarray(rgba.convert("RGB").convert("L"), dtype=np.float32) / 255.0
+        return tone * alpha + transparent_backdrop(tone, alpha) * (1.0 - alpha)
     if mode.startswith("I") or mode == "F":
         return scale_to_unit(np.asarray(im))
     if mode not in ("L", "1"):
         im = im.convert("RGB")
     return np.asarray(im.convert("L"), dtype=np.float32) / 255.0
+
+
+def transparent_backdrop(tone: np.ndarray, alpha: np.ndarray) -> float:
+    """The tone the transparent part of an image stands for: the paper under what is drawn.
+
+    Strokes drawn on nothing (an app's drawing exported without a background: the opaque
+    pixels are under half the image) stand on the tone that sets them apart, black under light
+    strokes (a dark theme's white pen), white under dark ones; a sheet cut out (the opaque
+    pixels the most) on white, as a cut-out digit sits on a page. Composited on white alone,
+    white strokes on nothing were a blank page.
+    """
+    opaque = alpha >= 0.5
+    if opaque.any() and opaque.mean() < 0.5 and np.median(tone[opaque]) > 0.5:
+        return 0.0
+    return 1.0
 
 
 def array_to_gray(a) -> np.ndarray:
