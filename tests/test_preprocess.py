@@ -123,6 +123,17 @@ def test_every_input_mode(tmp_path, reference_digit):
     _check_digit(to_mnist(_page().convert("RGB")), reference_digit)  # a PIL image in memory
 
 
+@pytest.mark.parametrize("suffix", [".heic", ".avif"])
+def test_phone_formats_read_as_a_folder_lists_them(tmp_path, reference_digit, suffix):
+    """A phone's own photo formats (HEIC, an iPhone's default; AVIF) are read like any photo,
+    and a folder given to predict.py lists them."""
+    from mnist_gen.io import scan_folder
+
+    _page().convert("RGB").save(tmp_path / f"photo{suffix}", quality=90)
+    _check_digit(to_mnist(tmp_path / f"photo{suffix}"), reference_digit)
+    assert scan_folder(tmp_path)[0] == [tmp_path / f"photo{suffix}"]
+
+
 @pytest.mark.parametrize("pen", [(255, 255, 255), (0, 0, 0), (40, 90, 200)])
 def test_strokes_drawn_on_nothing_read_in_any_colour(tmp_path, reference_digit, pen):
     """A drawing exported without a background (transparent, as a drawing app writes it): white

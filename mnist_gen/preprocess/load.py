@@ -8,10 +8,15 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+from pillow_heif import register_heif_opener
 
 from mnist_gen.errors import ImageError
 from mnist_gen.preprocess.config import NoDigit, PreprocessConfig, as_config
 from mnist_gen.preprocess.normalize import scale_to_unit
+
+# Phones store photos as HEIC (an iPhone's default); Pillow reads it only through this plugin,
+# for files, the demo's uploads and images opened by the caller alike.
+register_heif_opener()
 
 
 def load_image(path, cfg: PreprocessConfig | Mapping | None = None) -> np.ndarray:
