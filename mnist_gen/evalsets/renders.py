@@ -421,6 +421,12 @@ def _through_jpeg(level: np.ndarray, quality: int) -> np.ndarray:
         return np.asarray(im.convert("L"))
 
 
+# The framings one function draws from the digit alone, (grey, box, rng) -> grey, each kept as a PNG.
+_DRAWN = {"boxed": _in_form_box, "shadow": _in_shadow, "circled": _circled, "underlined": _underlined,
+          "desk": _on_a_desk, "lowlight": _in_low_light, "phone_tight": _phone_crop, "defocus": _defocused_crop,
+          "pencil": _in_pencil, "lamp": _under_a_lamp}
+
+
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:
     """One framing of a digit: (grey uint8 image, 'PNG' or 'JPEG'); ``neighbours`` ((grey, box)
     of two other digits of the source) only for ``row``."""
@@ -461,28 +467,10 @@ def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.n
         return render(*_in_bold_pen(g, box, rng), "stretch_bin16" if variant == "bold_bin16" else "px16", rng)
     if variant == "thin_squared":
         return _on_squared_paper(*_in_thin_pen(g, box, rng), rng), "PNG"
-    if variant == "boxed":
-        return _in_form_box(g, box, rng), "PNG"
     if variant == "row":
         return _in_a_row(g, box, neighbours, rng), "PNG"
-    if variant == "shadow":
-        return _in_shadow(g, box, rng), "PNG"
-    if variant == "circled":
-        return _circled(g, box, rng), "PNG"
-    if variant == "underlined":
-        return _underlined(g, box, rng), "PNG"
-    if variant == "desk":
-        return _on_a_desk(g, box, rng), "PNG"
-    if variant == "lowlight":
-        return _in_low_light(g, box, rng), "PNG"
-    if variant == "phone_tight":
-        return _phone_crop(g, box, rng), "PNG"
-    if variant == "defocus":
-        return _defocused_crop(g, box, rng), "PNG"
-    if variant == "pencil":
-        return _in_pencil(g, box, rng), "PNG"
-    if variant == "lamp":
-        return _under_a_lamp(g, box, rng), "PNG"
+    if variant in _DRAWN:
+        return _DRAWN[variant](g, box, rng), "PNG"
     if variant == "uneven_photo":
         c = crop(g, box, 0)
         return _unevenly_lit(_enlarged(c, rng.uniform(40, 160) / max(c.shape)), rng), "PNG"
