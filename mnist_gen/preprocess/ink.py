@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 
 from mnist_gen.preprocess.config import NoDigit, PreprocessConfig
 from mnist_gen.preprocess.normalize import box_around, stroke_width
+from mnist_gen.preprocess.ring import ring_inside
 
 
 def threshold_soft(ink: np.ndarray, grain: float, cfg: PreprocessConfig, smoothed: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -318,42 +319,6 @@ def _underline(group: list[dict], cfg: PreprocessConfig) -> set[int]:
     return set()
 
 
-def _ring_around(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
-    """The inside of a ring drawn around the digit (a circled digit, a box drawn by hand), or None.
-
-    A ring is a mark with a hole holding other marks, paper between, that carry at least a tenth
-    of its ink and reach over a third of the hole's height; the ring itself is a curve, not an
-    area (its ink covers at most half of what it encloses). A 0 with a dot or a speck in its
-    loop stays a 0 (too small); paper texture in a loop is specks, not marks; a digit touching
-    its ring is one mark with it, read as before.
-    """
-    if not cfg.ring_inside:
-        return None
-    big = max(c["mass"] for c in comps)
-    marks = np.zeros(int(lab.max()) + 1, bool)
-    marks[[c["label"] for c in comps]] = True
-    for c in comps:
-        if c["mass"] < 0.1 * big:
-            continue
-        ys, xs = c["slc"]
-        own = lab[ys, xs] == c["label"]
-        holes, n = ndi.label(ndi.binary_fill_holes(own) & ~own)
-        if n == 0 or own.sum() > (holes > 0).sum():  # the ring's ink over half of what it encloses
-            continue
-        inside = marks[lab[ys, xs]] & ~own & (holes > 0)  # other marks in its holes
-        ink = soft[ys, xs]
-        for k in np.unique(holes[inside]):
-            hole = holes == k
-            content = inside & hole
-            rows, height = np.nonzero(content.any(axis=1))[0], np.nonzero(hole.any(axis=1))[0]
-            if (ink[content].sum() >= cfg.ring_inside * ink[own].sum()
-                    and rows[-1] - rows[0] > (height[-1] - height[0]) / 3):
-                out = np.zeros(lab.shape, bool)
-                out[ys, xs] = hole
-                return out
-    return None
-
-
 def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     """Boolean mask of the digit: the main component plus the pieces that belong to it.
 
@@ -365,13 +330,13 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     pieces join the digit (a 5's flag, a stroke broken by a ruled line), except the pieces of
     the next digits in a row of writing, cut by the crop's left and right edges
     (``_row_neighbours``). A digit drawn inside a ring (circled, paper between) is read
-    without it (``_ring_around``). Raises ``NoDigit`` when nothing credible is left.
+    without it (``ring.ring_inside``). Raises ``NoDigit`` when nothing credible is left.
     """
     h, w = mask.shape
     lab, comps = _component_table(mask, soft, cfg.speck_frac)
     if not comps:
         raise NoDigit("no digit found: the image holds no ink mark larger than a speck")
-    inside = _ring_around(comps, lab, soft, cfg)
+    inside = ring_inside(comps, lab, soft, cfg)
     if inside is not None:  # a circled digit: the ring is not part of it
         return choose_digit(mask & inside, soft, cfg)
     big = max(c["mass"] for c in comps)
