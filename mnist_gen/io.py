@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 #: File name endings read as images when found in a folder (evaluation sets, predict.py, the demo).
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm", ".heic", ".heif",
-                  ".avif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm",
+                  ".heic", ".heif", ".avif")
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes | bytearray | memoryview) -> Path:

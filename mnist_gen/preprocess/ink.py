@@ -329,7 +329,7 @@ def choose_digit(mask: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> n
     the frame: in a tight crop every stroke touches it, and nothing is a page edge. Nearby
     pieces join the digit (a 5's flag, a stroke broken by a ruled line), except the pieces of
     the next digits in a row of writing, cut by the crop's left and right edges
-    (``_row_neighbours``). A digit drawn inside a ring (circled, paper between) is read
+    (``_row_neighbours``). A digit drawn inside a ring (circled, touching it or not) is read
     without it (``ring.ring_inside``). Raises ``NoDigit`` when nothing credible is left.
     """
     h, w = mask.shape

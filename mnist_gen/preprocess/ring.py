@@ -17,20 +17,21 @@ def ring_inside(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: Prepr
     marks, as ``ink.choose_digit`` tables them)."""
     if not cfg.ring_inside:
         return None
-    inside = _ring_with_paper_between(comps, lab, soft, cfg)
+    marks = np.zeros(int(lab.max()) + 1, bool)  # label -> is one of the marks (not a speck)
+    marks[[c["label"] for c in comps]] = True
+    inside = _ring_with_paper_between(comps, lab, marks, soft, cfg)
     if inside is None and cfg.ring_outline:
-        inside = _oval_ring(comps, lab, soft, cfg)
+        inside = _oval_ring(comps, lab, marks, soft, cfg)
     return inside
 
 
-def _ring_with_paper_between(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
+def _ring_with_paper_between(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.ndarray,
+                             cfg: PreprocessConfig) -> np.ndarray | None:
     """A ring is a mark with a hole holding other marks, paper between, that carry at least a tenth
     of its ink and reach over a third of the hole's height; the ring itself is a curve, not an
     area (its ink covers at most half of what it encloses). A 0 with a dot or a speck in its
     loop stays a 0 (too small); paper texture in a loop is specks, not marks."""
     big = max(c["mass"] for c in comps)
-    marks = np.zeros(int(lab.max()) + 1, bool)
-    marks[[c["label"] for c in comps]] = True
     for c in comps:
         if c["mass"] < 0.1 * big:
             continue
@@ -58,7 +59,8 @@ def _holds_a_digit(content: np.ndarray, room: np.ndarray, ink: np.ndarray, ring:
             and rows[-1] - rows[0] > (height[-1] - height[0]) / 3)
 
 
-def _oval_ring(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig, rays: int = 180) -> np.ndarray | None:
+def _oval_ring(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig,
+               rays: int = 180) -> np.ndarray | None:
     """The inside of a ring found by its outline, or None: a ring the digit touches (one mark with
     it), or one drawn thick and close around a narrow digit (its ink more than what it encloses,
     which the rule of paper between refuses as no curve).
@@ -76,7 +78,7 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: Prepro
     mark = max(comps, key=lambda c: c["mass"])
     ys, xs = mark["slc"]
     own = lab[ys, xs] == mark["label"]
-    marks = np.isin(lab[ys, xs], [c["label"] for c in comps])  # the ring's own ink and any mark it holds
+    held = marks[lab[ys, xs]]  # the ring's own ink and any mark it holds
     solid = ndi.binary_fill_holes(own)
     if solid.sum() < 1.1 * own.sum():
         return None  # no room inside
@@ -91,8 +93,8 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: Prepro
     oval = r <= 1
     if (oval & solid).sum() < 0.9 * (oval | solid).sum():
         return None  # the outline is no oval
-    # Rays from the middle, walked inward from 1.3 × the ellipse in half-pixel steps, a pixel or
-    # less apart where they meet the curve.
+    # Rays from the middle, walked inward from 1.3 × the ellipse in half-pixel steps; at least
+    # ``rays``, and about a pixel apart where they meet the curve, so a gap in it counts at its width.
     rays = max(rays, int(2 * np.pi * a * 1.3))
     ang = np.linspace(0, 2 * np.pi, rays, endpoint=False)[:, None]
     dy, dx = np.sin(ang), np.cos(ang)
@@ -112,9 +114,9 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: Prepro
     if pen > 0.5 * b:
         return None  # a filled blob's edge, not a curve
     room = r <= 1 - (pen + 2) / b  # inside the curve's inner edge, clear of it
-    if not (marks & (r <= 0.5)).any():
+    if not (held & (r <= 0.5)).any():
         return None  # nothing in the middle: a 0's own wobbles reach into the room, a digit fills it
-    if not _holds_a_digit(marks & room, room, soft[ys, xs], own & ~room, cfg):
+    if not _holds_a_digit(held & room, room, soft[ys, xs], own & ~room, cfg):
         return None
     out = np.zeros(lab.shape, bool)
     out[ys, xs] = room
