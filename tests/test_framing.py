@@ -79,6 +79,12 @@ def test_each_framing_renders_what_it_names():
     ring = lab == lab[circled.shape[0] // 2, np.argmax(middle)]  # the first ink across the middle
     assert n == 2 and circled.shape[0] > 1.2 * h
     assert ndi.binary_fill_holes(ring).sum() > 3 * ring.sum()  # a closed curve around the digit
+    opened = out["circled_open"] < 128  # the 7 in a ring that does not close
+    lab, n = ndi.label(opened, structure=np.ones((3, 3)))
+    ring = lab == 1 + int(np.argmax(ndi.sum(opened, lab, range(1, n + 1))))
+    assert n >= 2 and ndi.binary_fill_holes(ring).sum() < 1.1 * ring.sum()  # no hole: left open
+    (ys, xs), (y7, x7) = np.nonzero(ring), np.nonzero(opened & ~ring)
+    assert ys.min() < y7.min() and ys.max() > y7.max() and xs.min() < x7.min() and xs.max() > x7.max()  # around it
     thin = out["thin_squared"].astype(float)
     pen = thin < (thin.min() + np.median(thin)) / 2  # the pen's strokes; the rules are lighter
     ys = np.nonzero(pen.any(axis=1))[0]

@@ -5,6 +5,7 @@ box of its ink) re-framed the way real image files frame digits. ``render`` is t
 from __future__ import annotations
 
 import io
+from functools import partial
 
 import numpy as np
 from PIL import Image
@@ -231,25 +232,47 @@ def _same_pen(t: np.ndarray, rng) -> float:
     return max(1.5, min(stroke_width(t > 0.5), t.shape[0] / 8) * rng.uniform(0.7, 1.3))
 
 
-def _circled(g: np.ndarray, box, rng) -> np.ndarray:
+def _circled(g: np.ndarray, box, rng, left_open: bool = False) -> np.ndarray:
     """Circled with the same pen, as an answer on a form or a numbered item is: an ellipse through
     the corners of the digit's box or up to a fifth wider (a narrow digit's box taken 0.6 × its
     height wide: nobody circles a 1 with a sliver), the pen 0.7–1.3 × the digit's own (at most an
-    eighth of its height), 10–40 % of the height of paper outside it. A small digit is enlarged
-    to 60–160 px first."""
+    eighth of its height), 10–40 % of the height of paper outside it (``left_open``: a ring
+    that does not close, ``_open_ring``). A small digit is enlarged to 60–160 px first."""
     t, paper, ink = _for_the_pen(g, box, rng)
     h, w = t.shape
     k = np.sqrt(0.5) * rng.uniform(1.0, 1.2)  # 1/√2 of the box: the ellipse through its corners
     ry, rx = k * h, k * max(w, 0.6 * h)
     pen = _same_pen(t, rng)
     out = int(rng.uniform(0.1, 0.4) * h)
+    out += 2.5 * pen if left_open else 0  # room for a ring that runs on outward
     ph, pw = int(ry + pen + out - h / 2), int(rx + pen + out - w / 2)
     t = np.pad(t, ((max(0, ph),) * 2, (max(0, pw),) * 2))
     yy, xx = np.mgrid[0 : t.shape[0], 0 : t.shape[1]]
     cy, cx = (t.shape[0] - 1) / 2, (t.shape[1] - 1) / 2
-    ring = np.abs(np.hypot((yy - cy) / ry, (xx - cx) / rx) - 1) * min(ry, rx) < pen / 2
+    if left_open:
+        ring = _open_ring(yy - cy, xx - cx, ry, rx, pen, rng)
+    else:
+        ring = np.abs(np.hypot((yy - cy) / ry, (xx - cx) / rx) - 1) * min(ry, rx) < pen / 2
     t = np.maximum(t, ring)
     return _with_sensor_noise(paper - t * (paper - ink), rng)
+
+
+def _open_ring(dy: np.ndarray, dx: np.ndarray, ry: float, rx: float, pen: float, rng) -> np.ndarray:
+    """A ring drawn in one go that does not close, starting anywhere: half of them stop short,
+    leaving a gap of 1–3 pens; half run on 15–60° past the start, the pen drifting outward or
+    inward over its last quarter turn and the run, to end 1.2–2.5 pens off the ring's line."""
+    m, rho = min(ry, rx), np.hypot(dy / ry, dx / rx)
+    phi = np.mod(np.arctan2(dy / ry, dx / rx) - rng.uniform(-np.pi, np.pi), 2 * np.pi)  # from the start
+    if rng.random() < 0.5:
+        gap = rng.uniform(1, 3) * pen / m
+        return (np.abs(rho - 1) * m < pen / 2) & (phi > gap / 2) & (phi < 2 * np.pi - gap / 2)
+    over, off = np.deg2rad(rng.uniform(15, 60)), rng.uniform(1.2, 2.5) * pen / m * rng.choice([-1, 1])
+    ring = np.zeros(rho.shape, bool)
+    for turn in (0, 1):  # the angle walked from the start: this turn, and the run past it
+        walked = phi + 2 * np.pi * turn
+        drift = off * np.clip((walked - 1.5 * np.pi) / (0.5 * np.pi + over), 0, 1)
+        ring |= (walked <= 2 * np.pi + over) & (np.abs(rho - 1 - drift) * m < pen / 2)
+    return ring
 
 
 def _underlined(g: np.ndarray, box, rng) -> np.ndarray:
@@ -423,8 +446,8 @@ def _through_jpeg(level: np.ndarray, quality: int) -> np.ndarray:
 
 # The framings one function draws from the digit alone, (grey, box, rng) -> grey, each kept as a PNG.
 _DRAWN = {"boxed": _in_form_box, "shadow": _in_shadow, "circled": _circled, "underlined": _underlined,
-          "desk": _on_a_desk, "lowlight": _in_low_light, "phone_tight": _phone_crop, "defocus": _defocused_crop,
-          "pencil": _in_pencil, "lamp": _under_a_lamp}
+          "circled_open": partial(_circled, left_open=True), "desk": _on_a_desk, "lowlight": _in_low_light,
+          "phone_tight": _phone_crop, "defocus": _defocused_crop, "pencil": _in_pencil, "lamp": _under_a_lamp}
 
 
 def render(g: np.ndarray, box, variant: str, rng, neighbours=None) -> tuple[np.ndarray, str]:

@@ -79,6 +79,7 @@ class PreprocessConfig:
     neighbour_gap: float = 0.1  # marks cut by the left/right border this × the digit's height clear of it: the next digit (0: never)
     ring_inside: float = 0.1  # marks inside a ring with this × its ink are a circled digit, read alone (0: never)
     ring_outline: bool = True  # a ring is also found by its oval outline: touched by the digit, or thick and close around it (false: version 37)
+    ring_open: bool = True  # ... and when left open by up to three pens (false: version 38)
     underline: float = 1.0  # a flat bar below the rest of the digit, this × its width or wider, is an underline (0: never)
     edge_penalty: float = 0.05  # weight of marks hugging the frame (page edges, shadows) when others do not
     stroke_ratio: float | None = 0.12  # stroke width / box side; MNIST: median 0.135, IQR 0.117–0.157

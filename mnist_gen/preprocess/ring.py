@@ -1,7 +1,7 @@
 """A ring drawn around the digit (a circled answer, a box drawn by hand): its inside is read without
 it, whether the digit stands clear of the ring (``_ring_with_paper_between``, pipeline version 19)
 or touches it and is one mark with it, or the ring is drawn thick and close (``_oval_ring``,
-version 38)."""
+version 38), or left open by up to three pens (``_bridged``, version 39)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from scipy import ndimage as ndi
 from skimage.measure import regionprops
 
 from mnist_gen.preprocess.config import PreprocessConfig
+from mnist_gen.preprocess.normalize import disk, stroke_width
 
 
 def ring_inside(comps: list[dict], lab: np.ndarray, soft: np.ndarray, cfg: PreprocessConfig) -> np.ndarray | None:
@@ -74,25 +75,24 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.n
     paper between (``_holds_a_digit``). A 0 is a ring with nothing inside; a 6, 8 or 9 has no
     oval outline (an 8's waist, a 6's open hook). A 0 drawn twice round, its second loop inside
     the first, is read as that loop (MNIST test at 108 px: 6 of the 10,000 digits, all 0s, are
-    taken for a ring; 5 still read as 0, one as 4)."""
+    taken for a ring; 5 still read as 0, one as 4).
+
+    A ring left open (it stops short of its start) has no hole to fill: when the mark's outline is
+    no oval, it is tried again with gaps up to three pens wide closed (``_bridged``), and the rays
+    may then miss the curve along one arc of up to three pens (``_one_gap``; not a closed outline's:
+    allowed there, a thick touching ring's rays read the digit's strokes as its pen and cut the
+    digit). MNIST test at 108 px: 7 of the 10,000 taken for a ring, the 6 above and a 2 whose
+    loop nearly closes, read as a 2 as before."""
     mark = max(comps, key=lambda c: c["mass"])
     ys, xs = mark["slc"]
     own = lab[ys, xs] == mark["label"]
     held = marks[lab[ys, xs]]  # the ring's own ink and any mark it holds
-    solid = ndi.binary_fill_holes(own)
-    if solid.sum() < 1.1 * own.sum():
-        return None  # no room inside
-    p = regionprops(solid.astype(np.uint8))[0]
-    (cy, cx), th = p.centroid, p.orientation  # orientation: the long axis's angle from the rows
-    a, b = p.axis_major_length / 2, p.axis_minor_length / 2
-    if b < 4:
+    fit, opened = _oval_fit(own, ndi.binary_fill_holes(own)), False
+    if fit is None and cfg.ring_open:
+        fit, opened = _oval_fit(own, _bridged(own)), True  # a ring left open: no hole to fill
+    if fit is None:
         return None
-    yy, xx = np.indices(own.shape, dtype=np.float32)
-    r = np.hypot(((yy - cy) * np.cos(th) + (xx - cx) * np.sin(th)) / a,
-                 (-(yy - cy) * np.sin(th) + (xx - cx) * np.cos(th)) / b)  # 1 on the ellipse
-    oval = r <= 1
-    if (oval & solid).sum() < 0.9 * (oval | solid).sum():
-        return None  # the outline is no oval
+    cy, cx, th, a, b, r = fit
     # Rays from the middle, walked inward from 1.3 × the ellipse in half-pixel steps; at least
     # ``rays``, and about a pixel apart where they meet the curve, so a gap in it counts at its width.
     rays = max(rays, int(2 * np.pi * a * 1.3))
@@ -107,10 +107,14 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.n
     step = reach[:, 0] * 1.3 / (t.shape[1] - 1)
     first = np.argmax(ink, axis=1)
     met = ink.any(axis=1) & (first * step <= 0.4 * reach[:, 0])  # the first ink near the outline
-    if met.mean() < 0.95:
-        return None  # not closed
+    if not met.any():
+        return None
     run = np.cumprod(ink[np.arange(rays)[:, None], np.clip(first[:, None] + np.arange(t.shape[1]), 0, t.shape[1] - 1)], axis=1)
     pen = float(np.median(run[met].sum(axis=1) * step[met]))
+    if opened:  # its opening: the one arc where the rays may miss it
+        met = met | _one_gap(~met, reach[:, 0] * 2 * np.pi / rays, 3 * pen)
+    if met.mean() < 0.95:
+        return None  # not closed
     if pen > 0.5 * b:
         return None  # a filled blob's edge, not a curve
     room = r <= 1 - (pen + 2) / b  # inside the curve's inner edge, clear of it
@@ -121,3 +125,50 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.n
     out = np.zeros(lab.shape, bool)
     out[ys, xs] = room
     return out
+
+
+def _oval_fit(own: np.ndarray, solid: np.ndarray) -> tuple | None:
+    """(cy, cx, orientation, a, b, each pixel's ellipse radius r: 1 on the ellipse) of a mark's
+    outline ``solid`` (the mark with what it encloses) when that is an oval with room inside:
+    90 % alike or more with the ellipse of its moments; else None."""
+    if solid.sum() < 1.1 * own.sum():
+        return None  # no room inside
+    p = regionprops(solid.astype(np.uint8))[0]
+    (cy, cx), th = p.centroid, p.orientation  # orientation: the long axis's angle from the rows
+    a, b = p.axis_major_length / 2, p.axis_minor_length / 2
+    if b < 4:
+        return None
+    yy, xx = np.indices(own.shape, dtype=np.float32)
+    r = np.hypot(((yy - cy) * np.cos(th) + (xx - cx) * np.sin(th)) / a,
+                 (-(yy - cy) * np.sin(th) + (xx - cx) * np.cos(th)) / b)  # 1 on the ellipse
+    oval = r <= 1
+    if (oval & solid).sum() < 0.9 * (oval | solid).sum():
+        return None  # the outline is no oval
+    return cy, cx, th, a, b, r
+
+
+def _one_gap(missed: np.ndarray, arc: np.ndarray, width: float) -> np.ndarray:
+    """The widest run of ``missed`` rays around the circle (each ray ``arc`` px of the outline
+    apart), when its arc is at most ``width``: a ring's one opening; else nothing."""
+    if missed.all() or not missed.any():
+        return np.zeros_like(missed)
+    k = int(np.argmin(missed))  # start the walk on a met ray, so no run wraps around the end
+    m, a = np.roll(missed, -k), np.roll(arc, -k)
+    label, n = ndi.label(m)
+    lengths = ndi.sum(a, label, np.arange(1, n + 1))
+    best = int(np.argmax(lengths)) + 1
+    return np.roll(label == best, k) if lengths[best - 1] <= width else np.zeros_like(missed)
+
+
+def _bridged(own: np.ndarray) -> np.ndarray:
+    """The mark with what it would enclose were its gaps up to three pens wide closed (a closing
+    by a disk of radius 1.5 pens), for a ring left open. The closing runs on the mark shrunk until
+    its pen is ~2 px (a disk of 3 px): its cost then does not grow with the photo."""
+    f = max(1, int(stroke_width(own) / 2))
+    h, w = own.shape
+    small = np.pad(own, ((0, -h % f), (0, -w % f))).reshape(-(-h // f), f, -(-w // f), f).any(axis=(1, 3))
+    rad = max(1.0, 1.5 * stroke_width(small))
+    k = int(np.ceil(rad)) + 1
+    closed = ndi.binary_closing(np.pad(small, k), disk(rad))[k:-k, k:-k]
+    solid = ndi.binary_fill_holes(closed)
+    return np.repeat(np.repeat(solid, f, axis=0), f, axis=1)[:h, :w] | ndi.binary_fill_holes(own)
