@@ -137,7 +137,7 @@ CHECKS = {"photos": ("dark_jpeg32", "uneven_tight0", "squared", "boxed", "row", 
                    "circled_open"),
           "mnist": ("broken1", "squared", "uneven_photo", "bold_bin16", "bold_px16", "boxed", "row", "shadow", "circled", "thin_squared",
                     "smooth_bin16", "desk", "lowlight", "phone_tight", "defocus", "pencil", "lamp", "underlined",
-                   "circled_open"),
+                    "circled_open"),
           "styled": ("tight0", "px16", "uneven_photo", "smooth_bin16")}  # source -> later checks
 SIZES = {"photos": 29, "usps": 2007, "uci": 1797, "mnist": 2000, "styled": 2940}
 MNIST_CONTROL = 2000

@@ -87,9 +87,10 @@ def _oval_ring(comps: list[dict], lab: np.ndarray, marks: np.ndarray, soft: np.n
     ys, xs = mark["slc"]
     own = lab[ys, xs] == mark["label"]
     held = marks[lab[ys, xs]]  # the ring's own ink and any mark it holds
-    fit, opened = _oval_fit(own, ndi.binary_fill_holes(own)), False
+    solid = ndi.binary_fill_holes(own)
+    fit, opened = _oval_fit(own, solid), False
     if fit is None and cfg.ring_open:
-        fit, opened = _oval_fit(own, _bridged(own)), True  # a ring left open: no hole to fill
+        fit, opened = _oval_fit(own, _bridged(own, solid)), True  # a ring left open: no hole to fill
     if fit is None:
         return None
     cy, cx, th, a, b, r = fit
@@ -160,15 +161,15 @@ def _one_gap(missed: np.ndarray, arc: np.ndarray, width: float) -> np.ndarray:
     return np.roll(label == best, k) if lengths[best - 1] <= width else np.zeros_like(missed)
 
 
-def _bridged(own: np.ndarray) -> np.ndarray:
+def _bridged(own: np.ndarray, solid: np.ndarray) -> np.ndarray:
     """The mark with what it would enclose were its gaps up to three pens wide closed (a closing
-    by a disk of radius 1.5 pens), for a ring left open. The closing runs on the mark shrunk until
-    its pen is ~2 px (a disk of 3 px): its cost then does not grow with the photo."""
+    by a disk of radius 1.5 pens), for a ring left open; ``solid``: the mark with its holes filled.
+    The closing runs on the mark shrunk until its pen is ~2 px (a disk of 3 px): its cost then does
+    not grow with the photo."""
     f = max(1, int(stroke_width(own) / 2))
     h, w = own.shape
     small = np.pad(own, ((0, -h % f), (0, -w % f))).reshape(-(-h // f), f, -(-w // f), f).any(axis=(1, 3))
     rad = max(1.0, 1.5 * stroke_width(small))
     k = int(np.ceil(rad)) + 1
     closed = ndi.binary_closing(np.pad(small, k), disk(rad))[k:-k, k:-k]
-    solid = ndi.binary_fill_holes(closed)
-    return np.repeat(np.repeat(solid, f, axis=0), f, axis=1)[:h, :w] | ndi.binary_fill_holes(own)
+    return np.repeat(np.repeat(ndi.binary_fill_holes(closed), f, axis=0), f, axis=1)[:h, :w] | solid
